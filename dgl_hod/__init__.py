@@ -1,0 +1,13 @@
+"""dgl-hod: HOD-GNN (High-Order Derivative GNNs) on DGL.
+
+Pipeline: data (:mod:`dgl_hod.datasets`) -> base MPNN jets (:mod:`dgl_hod.jets`, :mod:`dgl_hod.nn.base_mpnn`)
+-> derivative encoders -> downstream GNN -> head -> registry / CLI.
+"""
+import os as _os
+
+_os.environ.setdefault("DGLBACKEND", "pytorch")  # silence DGL's backend notice; we only support PyTorch
+
+from .nn.base_mpnn import BaseMPNN, GraphJets, JetMemoryError  # noqa: E402
+
+__version__ = "0.1.0"
+__all__ = ["BaseMPNN", "GraphJets", "JetMemoryError", "__version__"]
