@@ -1,0 +1,99 @@
+"""OGB-style evaluators: ``Evaluator(name).eval({"y_true": ..., "y_pred": ...}) -> {metric: value}``."""
+from __future__ import annotations
+
+import numpy as np
+
+from .registry import get_info
+
+__all__ = ["Evaluator", "rocauc", "rmse", "mae", "accuracy"]
+
+
+def _to_numpy(a, what: str) -> np.ndarray:
+    try:
+        import torch
+
+        if isinstance(a, torch.Tensor):
+            a = a.detach().cpu().numpy()
+    except ImportError:  # pragma: no cover
+        pass
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{what} must be a numpy array or torch tensor, got {type(a).__name__}")
+    return a
+
+
+def rocauc(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean ROC-AUC over tasks (columns); NaN labels ignored; tasks without both classes skipped (as OGB)."""
+    from sklearn.metrics import roc_auc_score
+
+    scores = []
+    for t in range(y_true.shape[1]):
+        labeled = ~np.isnan(y_true[:, t])
+        yt = y_true[labeled, t]
+        if np.any(yt == 1) and np.any(yt == 0):
+            scores.append(roc_auc_score(yt, y_pred[labeled, t]))
+    if not scores:
+        raise RuntimeError("No task has both positive and negative labels; ROC-AUC is undefined.")
+    return float(np.mean(scores))
+
+
+def rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean over tasks of the RMSE on labelled (non-NaN) entries (as OGB)."""
+    out = []
+    for t in range(y_true.shape[1]):
+        labeled = ~np.isnan(y_true[:, t])
+        out.append(np.sqrt(np.mean((y_true[labeled, t] - y_pred[labeled, t]) ** 2)))
+    return float(np.mean(out))
+
+
+def mae(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean absolute error over all labelled entries."""
+    labeled = ~np.isnan(y_true)
+    return float(np.mean(np.abs(y_true[labeled] - y_pred[labeled])))
+
+
+def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Fraction of rows whose predicted class equals the true class (y_pred: class ids, shape (n, 1))."""
+    return float(np.mean(y_true == y_pred))
+
+
+_METRICS = {"rocauc": rocauc, "rmse": rmse, "mae": mae, "accuracy": accuracy}
+
+
+class Evaluator:
+    """Evaluator for a registered dataset, with OGB's interface and shape checks.
+
+    ``y_true`` and ``y_pred`` are numpy arrays or torch tensors of shape ``(n, num_tasks)`` (for accuracy:
+    ``(n, 1)`` class ids).  Returns ``{"rocauc": …}``, ``{"rmse": …}``, ``{"mae": …}`` or ``{"accuracy": …}``.
+    """
+
+    def __init__(self, name: str):
+        self.info = get_info(name)
+        self.name = self.info.name
+        self.eval_metric = self.info.metric
+        if self.eval_metric not in _METRICS:
+            raise ValueError(f"{self.name} is judged by pair distinction ({self.eval_metric!r}), not by an Evaluator")
+        self.num_tasks = 1 if self.eval_metric == "accuracy" else self.info.num_tasks
+
+    @property
+    def expected_input_format(self) -> str:
+        return (f"{{'y_true': y_true, 'y_pred': y_pred}} with numpy arrays or torch tensors of shape "
+                f"(num_graphs, {self.num_tasks}); metric {self.eval_metric}")
+
+    def _check(self, input_dict) -> tuple[np.ndarray, np.ndarray]:
+        if not isinstance(input_dict, dict) or "y_true" not in input_dict or "y_pred" not in input_dict:
+            raise ValueError(f"Evaluator({self.name!r}).eval expects {self.expected_input_format}")
+        y_true = _to_numpy(input_dict["y_true"], "y_true")
+        y_pred = _to_numpy(input_dict["y_pred"], "y_pred")
+        for what, a in (("y_true", y_true), ("y_pred", y_pred)):
+            if a.ndim != 2:
+                raise ValueError(f"{what} must be 2-dimensional (num_graphs, {self.num_tasks}); got shape "
+                                 f"{a.shape}. For one task use .reshape(-1, 1).")
+        if y_true.shape != y_pred.shape:
+            raise ValueError(f"y_true and y_pred must have the same shape; got {y_true.shape} and {y_pred.shape}")
+        if y_true.shape[1] != self.num_tasks:
+            raise ValueError(f"{self.name} has {self.num_tasks} task(s); got {y_true.shape[1]} columns")
+        return y_true.astype(np.float64), y_pred.astype(np.float64)
+
+    def eval(self, input_dict) -> dict[str, float]:
+        y_true, y_pred = self._check(input_dict)
+        return {self.eval_metric: _METRICS[self.eval_metric](y_true, y_pred)}
