@@ -17,9 +17,21 @@ from .registry import DatasetInfo
 __all__ = ["LOADERS", "read_graph6_file", "undirected_to_both"]
 
 
-def _npz(rel: str) -> dict[str, np.ndarray]:
-    with np.load(verified_path(rel), allow_pickle=False) as z:
+def _stat_key(rel: str) -> tuple[str, int, int]:
+    """Verify ``rel`` and return a cache key that changes whenever the file (or the data root) changes."""
+    path = verified_path(rel)
+    st = path.stat()
+    return str(path), st.st_size, st.st_mtime_ns
+
+
+@lru_cache(maxsize=64)
+def _read_npz(key: tuple[str, int, int]) -> dict[str, np.ndarray]:
+    with np.load(key[0], allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
+
+
+def _npz(rel: str) -> dict[str, np.ndarray]:
+    return _read_npz(_stat_key(rel))
 
 
 def _json(rel: str):
@@ -46,7 +58,6 @@ def _select(info: DatasetInfo, full: PackedGraphs, split: str, fold: int | None,
 
 
 # --- ZINC-12k ------------------------------------------------------------------------------------------------
-@lru_cache(maxsize=None)
 def _zinc_split(rel: str) -> PackedGraphs:
     z = _npz(rel)
     return PackedGraphs.from_arrays(z["node_ptr"], z["edge_ptr"], z["edge_index"], z["x"], z["edge_attr"],
@@ -64,7 +75,6 @@ def load_zinc(info: DatasetInfo, split: str, fold=None):
 
 
 # --- OGB molecules -------------------------------------------------------------------------------------------
-@lru_cache(maxsize=None)
 def _ogb(rel: str):
     z = _npz(rel)
     full = PackedGraphs.from_arrays(z["node_ptr"], z["edge_ptr"], z["edge_index"], z["node_feat"], z["edge_feat"],
@@ -133,13 +143,17 @@ def load_brec(info: DatasetInfo, split: str, fold=None):
 
 
 # --- TU text format ------------------------------------------------------------------------------------------
-def _ints(rel: str) -> np.ndarray:
+@lru_cache(maxsize=64)
+def _read_ints(key: tuple[str, int, int]) -> np.ndarray:
     import pandas as pd
 
-    return pd.read_csv(verified_path(rel), header=None, sep=",", skipinitialspace=True).to_numpy(np.int64)
+    return pd.read_csv(key[0], header=None, sep=",", skipinitialspace=True).to_numpy(np.int64)
 
 
-@lru_cache(maxsize=None)
+def _ints(rel: str) -> np.ndarray:
+    return _read_ints(_stat_key(rel))
+
+
 def _tu(ds: str, edge_labels: bool) -> PackedGraphs:
     pre = f"tu/{ds}/{ds}_"
     a = _ints(pre + "A.txt") - 1  # (E, 2) global 0-based
