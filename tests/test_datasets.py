@@ -24,7 +24,7 @@ def test_registry_lists_and_metadata():
     names = list_datasets()
     assert names[0] == "zinc12k"
     for n in ["ogbg-molhiv", "ogbg-molbace", "ogbg-moltox21", "ogbg-molesol", "ogbg-molfreesolv", "ogbg-mollipo",
-              "ogbg-molbbbp", "exp", "csl", "sr25", "brec", "graph8c", "counting", "mutag", "proteins"]:
+              "ogbg-molbbbp", "peptides-func", "exp", "csl", "sr25", "brec", "graph8c", "counting", "mutag", "proteins"]:
         assert n in names
     info = get_info("zinc12k")
     assert (info.task_type, info.metric, info.num_tasks) == ("regression", "mae", 1)
@@ -135,6 +135,19 @@ def test_ogb_statistics(name):
     assert g.ndata["feat"].shape[1] == 9 and g.edata["feat"].shape[1] == 3
 
 
+def test_peptides_func_statistics():
+    ds = load_dataset("peptides-func")
+    assert len(ds) == 15535 and ds.num_nodes.sum() == 2344859 and ds.num_edges.sum() == 4773974  # LRGB: 150.94 / 307.30
+    y = ds.labels.numpy()
+    assert y.shape == (15535, 10) and list(y.sum(0).astype(int)) == [1378, 545, 995, 969, 9745, 3077, 1662, 2866,
+                                                                       299, 4044]
+    parts = [load_dataset("peptides-func", s) for s in ("train", "val", "test")]
+    assert [len(p) for p in parts] == [10873, 2331, 2331]
+    assert np.array_equal(np.sort(np.concatenate([p.indices for p in parts])), np.arange(15535))
+    g, yy = parts[1][0]
+    assert g.ndata["feat"].shape == (g.num_nodes(), 9) and yy.shape == (10,)
+
+
 # --- every graph of every dataset: symmetric edges, no self-loops, features inside their vocabularies ----------
 def _check_symmetric(ds):
     p = ds.packed
@@ -177,6 +190,16 @@ def test_evaluator_rocauc_hand_computation():
     yt[:, 2] = 1  # only one class: skipped (as OGB)
     out = Evaluator("ogbg-moltox21").eval({"y_true": torch.tensor(yt), "y_pred": torch.tensor(yp)})
     assert out["rocauc"] == pytest.approx((0.75 + 1.0) / 2)
+
+
+def test_evaluator_ap_hand_computation():
+    # ranking .9 (pos), .6 (neg), .4 (pos), .1 (neg): AP = 0.5 * 1 + 0.5 * 2/3
+    yt = np.zeros((4, 10))
+    yp = np.zeros((4, 10))
+    yt[:, 0], yp[:, 0] = [1, 0, 1, 0], [.9, .1, .4, .6]
+    yt[:, 1], yp[:, 1] = [1, 0, 0, 0], [.9, .1, .2, .3]  # AP 1
+    out = Evaluator("peptides-func").eval({"y_true": yt, "y_pred": yp})  # tasks 2..9 all-negative: skipped
+    assert out == {"ap": pytest.approx((0.5 + 0.5 * 2 / 3 + 1.0) / 2)}
 
 
 def test_evaluator_rmse_mae_hand_computation():

@@ -5,7 +5,7 @@ import numpy as np
 
 from .registry import get_info
 
-__all__ = ["Evaluator", "rocauc", "rmse", "mae", "accuracy"]
+__all__ = ["Evaluator", "ap", "rocauc", "rmse", "mae", "accuracy"]
 
 
 def _to_numpy(a, what: str) -> np.ndarray:
@@ -36,6 +36,21 @@ def rocauc(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.mean(scores))
 
 
+def ap(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean average precision over tasks (as LRGB's Peptides-func); NaN labels ignored; one-class tasks skipped."""
+    from sklearn.metrics import average_precision_score
+
+    scores = []
+    for t in range(y_true.shape[1]):
+        labeled = ~np.isnan(y_true[:, t])
+        yt = y_true[labeled, t]
+        if np.any(yt == 1) and np.any(yt == 0):
+            scores.append(average_precision_score(yt, y_pred[labeled, t]))
+    if not scores:
+        raise RuntimeError("No task has both positive and negative labels; average precision is undefined.")
+    return float(np.mean(scores))
+
+
 def rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Mean over tasks of the RMSE on labelled (non-NaN) entries (as OGB)."""
     out = []
@@ -56,14 +71,14 @@ def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.mean(y_true == y_pred))
 
 
-_METRICS = {"rocauc": rocauc, "rmse": rmse, "mae": mae, "accuracy": accuracy}
+_METRICS = {"rocauc": rocauc, "ap": ap, "rmse": rmse, "mae": mae, "accuracy": accuracy}
 
 
 class Evaluator:
     """Evaluator for a registered dataset, with OGB's interface and shape checks.
 
     ``y_true`` and ``y_pred`` are numpy arrays or torch tensors of shape ``(n, num_tasks)`` (for accuracy:
-    ``(n, 1)`` class ids).  Returns ``{"rocauc": …}``, ``{"rmse": …}``, ``{"mae": …}`` or ``{"accuracy": …}``.
+    ``(n, 1)`` class ids).  Returns ``{"rocauc": …}``, ``{"ap": …}``, ``{"rmse": …}``, ``{"mae": …}`` or ``{"accuracy": …}``.
     """
 
     def __init__(self, name: str):

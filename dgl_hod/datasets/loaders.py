@@ -87,6 +87,14 @@ def load_ogb(info: DatasetInfo, split: str, fold=None):
     return _select(info, full, split, fold, split_lists=lists)
 
 
+def load_peptides(info: DatasetInfo, split: str, fold=None):
+    z = _npz(info.files[0])
+    full = PackedGraphs.from_arrays(z["node_ptr"], z["edge_ptr"], z["edge_index"].astype(np.int64),
+                                    z["node_feat"].astype(np.int64), z["edge_feat"].astype(np.int64),
+                                    z["labels"].astype(np.float32))
+    return _select(info, full, split, fold, split_lists={k: z[k] for k in ("train", "val", "test")})
+
+
 # --- EXP / CSL -----------------------------------------------------------------------------------------------
 def load_exp(info: DatasetInfo, split: str, fold=None):
     z = _npz(info.files[0])
@@ -186,5 +194,5 @@ def load_counting(info: DatasetInfo, split: str, fold=None):
     return _select(info, full, split, fold, split_lists=splits)
 
 
-LOADERS = {"zinc12k": load_zinc, "ogb": load_ogb, "exp": load_exp, "csl": load_csl, "g6": load_g6,
+LOADERS = {"zinc12k": load_zinc, "ogb": load_ogb, "peptides": load_peptides, "exp": load_exp, "csl": load_csl, "g6": load_g6,
            "brec": load_brec, "tu": load_tu, "counting": load_counting}

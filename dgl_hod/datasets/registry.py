@@ -25,7 +25,7 @@ class DatasetInfo:
 
     name: str
     task_type: str  # "regression" | "binary_classification" | "multiclass_classification" | "isomorphism"
-    metric: str  # "mae" | "rmse" | "rocauc" | "accuracy" | "distinguish"
+    metric: str  # "mae" | "rmse" | "rocauc" | "ap" | "accuracy" | "distinguish"
     num_tasks: int
     node_feat_dims: tuple[int, ...]
     edge_feat_dims: tuple[int, ...]
@@ -71,6 +71,10 @@ _ENTRIES = [
                   "MoleculeNet table featurised with OGB smiles2graph, OGB scaffold split", "MIT",
                   label_shape=f"float32 ({t},), NaN = missing", options=_m(folder=folder))
       for name, (folder, tt, metric, t, g, s) in _OGB.items()],
+    DatasetInfo("peptides-func", "binary_classification", "ap", 10, OGB_ATOM_DIMS, OGB_BOND_DIMS, 15535,
+                _m(train=10873, val=2331, test=2331), "peptides", ("peptides_func/peptides_func.npz",),
+                "LRGB Peptides-func, featurised here with OGB smiles2graph (ogb 1.3.6, rdkit 2022.9.5)", "MIT",
+                label_shape="float32 (10,) multi-label 0/1"),
     DatasetInfo("exp", "binary_classification", "accuracy", 1, (2,), (1,), 1200, _m(all=1200), "exp",
                 ("synthetic/exp/exp.npz",), "EXP (Abboud et al. 2021) via GNN-AK", "MIT", num_classes=2,
                 label_shape="int64 () 1 = satisfiable"),
