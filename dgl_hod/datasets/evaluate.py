@@ -21,34 +21,31 @@ def _to_numpy(a, what: str) -> np.ndarray:
     return a
 
 
-def rocauc(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Mean ROC-AUC over tasks (columns); NaN labels ignored; tasks without both classes skipped (as OGB)."""
-    from sklearn.metrics import roc_auc_score
-
+def _mean_over_binary_tasks(y_true: np.ndarray, y_pred: np.ndarray, score, what: str) -> float:
+    """Mean of ``score`` over tasks; NaN labels ignored; tasks without both classes skipped (as OGB / LRGB)."""
     scores = []
     for t in range(y_true.shape[1]):
         labeled = ~np.isnan(y_true[:, t])
         yt = y_true[labeled, t]
         if np.any(yt == 1) and np.any(yt == 0):
-            scores.append(roc_auc_score(yt, y_pred[labeled, t]))
+            scores.append(score(yt, y_pred[labeled, t]))
     if not scores:
-        raise RuntimeError("No task has both positive and negative labels; ROC-AUC is undefined.")
+        raise RuntimeError(f"No task has both positive and negative labels; {what} is undefined.")
     return float(np.mean(scores))
+
+
+def rocauc(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean ROC-AUC over tasks (columns), as OGB's evaluator."""
+    from sklearn.metrics import roc_auc_score
+
+    return _mean_over_binary_tasks(y_true, y_pred, roc_auc_score, "ROC-AUC")
 
 
 def ap(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Mean average precision over tasks (as LRGB's Peptides-func); NaN labels ignored; one-class tasks skipped."""
+    """Mean average precision over tasks, as LRGB's Peptides-func evaluation."""
     from sklearn.metrics import average_precision_score
 
-    scores = []
-    for t in range(y_true.shape[1]):
-        labeled = ~np.isnan(y_true[:, t])
-        yt = y_true[labeled, t]
-        if np.any(yt == 1) and np.any(yt == 0):
-            scores.append(average_precision_score(yt, y_pred[labeled, t]))
-    if not scores:
-        raise RuntimeError("No task has both positive and negative labels; average precision is undefined.")
-    return float(np.mean(scores))
+    return _mean_over_binary_tasks(y_true, y_pred, average_precision_score, "average precision")
 
 
 def rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:

@@ -7,6 +7,7 @@ builds a batched graph for many indices in one vectorised step.
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -134,10 +135,12 @@ class GraphDataset:
         return self.packed.num_graphs
 
     def __getitem__(self, i):
-        if isinstance(i, (slice, list, np.ndarray, torch.Tensor)):
-            raise TypeError("index with an int; use ds.subset(indices) or ds.batch(indices) for many graphs")
+        try:
+            i = operator.index(i)  # ints, numpy integers, 0-d integer tensors
+        except TypeError:
+            raise TypeError(f"index with an int, not {type(i).__name__}; use ds.subset(indices) or "
+                            f"ds.batch(indices) for many graphs") from None
         n = len(self)
-        i = int(i)
         if i < 0:
             i += n
         if not 0 <= i < n:

@@ -24,7 +24,7 @@ def _stat_key(rel: str) -> tuple[str, int, int]:
     return str(path), st.st_size, st.st_mtime_ns
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=16)
 def _read_npz(key: tuple[str, int, int]) -> dict[str, np.ndarray]:
     with np.load(key[0], allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
@@ -151,7 +151,7 @@ def load_brec(info: DatasetInfo, split: str, fold=None):
 
 
 # --- TU text format ------------------------------------------------------------------------------------------
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=16)
 def _read_ints(key: tuple[str, int, int]) -> np.ndarray:
     import pandas as pd
 
