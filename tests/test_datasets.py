@@ -97,6 +97,16 @@ def test_zinc_all_is_train_val_test_and_batching():
     assert tr[-1][0].num_nodes() == tr.num_nodes[-1]
 
 
+def test_pickle_and_dataloader_workers():
+    import pickle
+
+    ds = load_dataset("zinc12k", "val")
+    back = pickle.loads(pickle.dumps(ds))
+    assert back.info is get_info("zinc12k") and torch.equal(back.labels, ds.labels)
+    loader = dgl.dataloading.GraphDataLoader(ds, batch_size=100, num_workers=2)
+    assert sum(g.batch_size for g, _ in loader) == 1000
+
+
 # --- OGB -----------------------------------------------------------------------------------------------------
 OGB_FACTS = {  # name: (graphs, nodes, directed edges, (train, valid, test), missing, positives, no-edge graphs)
     "ogbg-molhiv": (41127, 1049163, 2259376, (32901, 4113, 4113), 0, 1443, 0),

@@ -130,6 +130,17 @@ class GraphDataset:
         self._efeat = _tensor(packed.edge_feat)
         self.labels = _tensor(packed.y)
 
+    def __getstate__(self):  # DatasetInfo holds read-only mappings: pickle it by name (DataLoader workers)
+        state = dict(self.__dict__)
+        state["info"] = self.info.name
+        return state
+
+    def __setstate__(self, state):
+        from .registry import get_info
+
+        state["info"] = get_info(state["info"])
+        self.__dict__.update(state)
+
     # --- sequence protocol -------------------------------------------------------------------------------------
     def __len__(self) -> int:
         return self.packed.num_graphs
