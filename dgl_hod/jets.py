@@ -48,6 +48,7 @@ __all__ = [
     "Jet",
     "JetLayout",
     "activation_derivatives",
+    "add_scaled",
     "aggregate",
     "aggregate_activated_messages",
     "bell_terms",
@@ -169,8 +170,10 @@ def set_partitions(k: int) -> tuple[tuple[tuple[int, ...], ...], ...]:
 class JetLayout(Protocol):
     """How the derivative components of a jet are stored (see :mod:`dgl_hod.nn.layouts`)."""
 
-    def product(self, factors: Sequence[tuple[Tensor, tuple[int, ...]]], order: int) -> Tensor:
-        """Order-``order`` component whose entry at slots ``(u_1..u_k)`` is ``prod_i factor_i[u_{slots_i}]``."""
+    def product(self, factors: Sequence[tuple[Tensor, tuple[int, ...]]], order: int,
+                out: Tensor | None = None) -> Tensor:
+        """``out +`` the order-``order`` component whose entry at slots ``(u_1..u_k)`` is
+        ``prod_i factor_i[u_{slots_i}]`` (at least two factors; their slots partition ``0..order-1``)."""
 
     def expand(self, node_values: Tensor, order: int) -> Tensor:
         """Node-wise ``(N, C)`` values broadcast against the order-``order`` component (for chain-rule factors)."""
@@ -217,17 +220,30 @@ class Jet:
         return Jet([c * self.layout.expand(s, k) if k else c * s for k, c in enumerate(self.comps)], self.layout)
 
 
+def _partition_sum(jet: Jet, k: int, partitions: Sequence[tuple[tuple[int, ...], ...]],
+                   coeffs: Sequence[Tensor] | None = None) -> Tensor:
+    r"""``sum_{pi in partitions} [coeffs[|pi|] *] prod_{b in pi} y_{|b|}[slots b]`` for order-``k`` slots.
+
+    A node-wise coefficient is folded into the smallest factor before the outer product, and each product is
+    accumulated with a fused ``addcmul``: both keep the number of passes over full order-``k`` tensors minimal.
+    """
+    out = None
+    for part in sorted(partitions, key=len):
+        if len(part) == 1:
+            term = jet.comps[k] if coeffs is None else jet.layout.expand(coeffs[1], k) * jet.comps[k]
+            out = term if out is None else out + term
+            continue
+        factors = [(jet.comps[len(b)], b) for b in sorted(part, key=len)]
+        if coeffs is not None:
+            comp, slots = factors[0]
+            factors[0] = (jet.layout.expand(coeffs[len(part)], len(slots)) * comp, slots)
+        out = jet.layout.product(factors, k, out=out)
+    return out  # type: ignore[return-value]
+
+
 def bell_terms(jet: Jet, k: int) -> list[Tensor]:
     r"""``[B_{k,1}, .., B_{k,k}]``: the Faà di Bruno sums over set partitions of ``k`` slots into ``m`` blocks."""
-    terms: list[Tensor | None] = [None] * k
-    for part in set_partitions(k):
-        m = len(part)
-        if m == 1:
-            term = jet.comps[k]
-        else:
-            term = jet.layout.product([(jet.comps[len(b)], b) for b in part], k)
-        terms[m - 1] = term if terms[m - 1] is None else terms[m - 1] + term
-    return terms  # type: ignore[return-value]
+    return [_partition_sum(jet, k, [p for p in set_partitions(k) if len(p) == m]) for m in range(1, k + 1)]
 
 
 def elementwise(jet: Jet, activation: str) -> Jet:
@@ -235,10 +251,7 @@ def elementwise(jet: Jet, activation: str) -> Jet:
     if activation == "identity":
         return jet
     coeffs = activation_derivatives(activation, jet.value, jet.order)
-    comps = [coeffs[0]]
-    for k in range(1, jet.order + 1):
-        terms = bell_terms(jet, k)
-        comps.append(sum(jet.layout.expand(coeffs[m + 1], k) * t for m, t in enumerate(terms)))
+    comps = [coeffs[0]] + [_partition_sum(jet, k, set_partitions(k), coeffs) for k in range(1, jet.order + 1)]
     return Jet(comps, jet.layout)
 
 
@@ -261,6 +274,11 @@ def aggregate_activated_messages(jet: Jet, edge_preact: Tensor, activation: str)
 def aggregate(jet: Jet) -> Jet:
     r"""Jet of :math:`a_v = \sum_{w \to v} h_w` (linear: every component is aggregated alike)."""
     return Jet([jet.layout.aggregate(c, k) for k, c in enumerate(jet.comps)], jet.layout)
+
+
+def add_scaled(jet: Jet, scale: Tensor, other: Jet) -> Jet:
+    """Jet of ``scale * y + other`` for a scalar (0-dim, differentiable) ``scale``; one fused pass per component."""
+    return Jet([torch.addcmul(o, c, scale) for c, o in zip(jet.comps, other.comps)], jet.layout)
 
 
 def linear(jet: Jet, weight: Tensor, bias: Tensor | None = None) -> Jet:

@@ -11,10 +11,21 @@ import torch
 from torch import Tensor
 from torch.func import jacfwd, jacrev, vmap
 
-from .jets import TORCH_ACTIVATIONS
 from .nn.base_mpnn import BaseMPNN
 
-__all__ = ["reference_forward", "reference_jets"]
+__all__ = ["REFERENCE_ACTIVATIONS", "reference_forward", "reference_jets"]
+
+#: the activations written with primitive ops only (every one of them has forward- and reverse-mode AD in torch,
+#: unlike e.g. ``aten::silu_backward``), independent of the closed-form derivatives in :mod:`dgl_hod.jets`
+REFERENCE_ACTIVATIONS = {
+    "identity": lambda y: y,
+    "relu": lambda y: torch.where(y > 0, y, torch.zeros_like(y)),
+    "sigmoid": lambda y: 1 / (1 + torch.exp(-y)),
+    "silu": lambda y: y / (1 + torch.exp(-y)),
+    "softplus": lambda y: torch.log1p(torch.exp(-y.abs())) + torch.where(y > 0, y, torch.zeros_like(y)),
+    "tanh": torch.tanh,
+    "gelu": lambda y: 0.5 * y * (1 + torch.erf(y / 2**0.5)),
+}
 
 
 def reference_forward(base: BaseMPNN, src: Tensor, dst: Tensor, x: Tensor, e: Tensor | None,
@@ -23,7 +34,7 @@ def reference_forward(base: BaseMPNN, src: Tensor, dst: Tensor, x: Tensor, e: Te
     n = x.shape[0]
     h = x + marks @ base.mark_directions.to(x.dtype)
     for layer in base.layers:
-        act = TORCH_ACTIVATIONS[layer.activation]
+        act = REFERENCE_ACTIVATIONS[layer.activation]
         msg = h[src] if layer.edge_lin is None else act(h[src] + layer.edge_lin(e))
         agg = torch.zeros(n, msg.shape[1], dtype=msg.dtype).index_add(0, dst, msg)
         if layer.aggregation == "mean":

@@ -102,7 +102,7 @@ class JetGINLayer(nn.Module):
             agg = J.aggregate_activated_messages(jet, jet.value[src] + self.edge_lin(e), self.activation)
         if self.aggregation == "mean":
             agg = agg.scale_nodes(self._inv_degree(g, jet.value))
-        a = jet.scale(1 + self.eps) + agg
+        a = J.add_scaled(jet, 1 + self.eps, agg)
         out = J.elementwise(J.linear(a, self.lin1.weight, self.lin1.bias), self.activation)
         return J.elementwise(J.linear(out, self.lin2.weight, self.lin2.bias), self.activation)
 

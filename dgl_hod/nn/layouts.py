@@ -50,6 +50,14 @@ def _aggregate_edge_values(graph: dgl.DGLGraph, edge_values: Tensor) -> Tensor:
         return graph.dstdata["a"]
 
 
+def _accumulate_product(terms: list[Tensor], out: Tensor | None) -> Tensor:
+    """``out + prod(terms)`` (broadcasting), the last multiplication fused into ``addcmul`` when ``out`` is given."""
+    prefix = terms[0]
+    for t in terms[1:-1]:
+        prefix = prefix * t
+    return prefix * terms[-1] if out is None else torch.addcmul(out, prefix, terms[-1])
+
+
 class DenseLayout:
     """Per-graph dense jets, padded to the largest graph of the batch (see module docstring).
 
@@ -84,14 +92,14 @@ class DenseLayout:
         n, c = node_values.shape
         return node_values.reshape(n, *(1,) * order, 1, c)
 
-    def product(self, factors: Sequence[tuple[Tensor, tuple[int, ...]]], order: int) -> Tensor:
-        out = None
+    def product(self, factors: Sequence[tuple[Tensor, tuple[int, ...]]], order: int,
+                out: Tensor | None = None) -> Tensor:
+        terms = []
         for comp, slots in factors:
             # comp has its slot dims in increasing slot order (components are symmetric), so a view inserts 1s
             shape = [comp.shape[0]] + [self.width if s in slots else 1 for s in range(order)] + list(comp.shape[-2:])
-            term = comp.reshape(shape)
-            out = term if out is None else out * term
-        return out
+            terms.append(comp.reshape(shape))
+        return _accumulate_product(terms, out)
 
     def aggregate(self, comp: Tensor, order: int, edge_weight: Tensor | None = None) -> Tensor:
         return _aggregate(self.graph, comp, edge_weight)
@@ -258,12 +266,9 @@ class SparseLayout:
             row = row * size + pos[:, i]
         return self.start[len(slots)][owner] + row
 
-    def product(self, factors: Sequence[tuple[Tensor, tuple[int, ...]]], order: int) -> Tensor:
-        out = None
-        for comp, slots in factors:
-            term = comp[self._sub_rows(order, tuple(slots))]
-            out = term if out is None else out * term
-        return out
+    def product(self, factors: Sequence[tuple[Tensor, tuple[int, ...]]], order: int,
+                out: Tensor | None = None) -> Tensor:
+        return _accumulate_product([comp[self._sub_rows(order, tuple(slots))] for comp, slots in factors], out)
 
     def aggregate(self, comp: Tensor, order: int, edge_weight: Tensor | None = None) -> Tensor:
         if edge_weight is not None and order > 0:
