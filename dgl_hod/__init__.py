@@ -8,6 +8,7 @@ import os as _os
 _os.environ.setdefault("DGLBACKEND", "pytorch")  # silence DGL's backend notice; we only support PyTorch
 
 from .nn.base_mpnn import BaseMPNN, GraphJets, JetMemoryError  # noqa: E402
+from .archs import create_model, list_archs  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["BaseMPNN", "GraphJets", "JetMemoryError", "__version__"]
+__all__ = ["BaseMPNN", "GraphJets", "JetMemoryError", "__version__", "create_model", "list_archs"]

@@ -1,0 +1,6 @@
+"""Architectures, registered by name: build any of them with :func:`create_model`."""
+from .base import GraphModel, constant_node_feat, readout
+from .registry import create_model, get_arch, list_archs, make_config, register_arch
+
+__all__ = ["GraphModel", "constant_node_feat", "create_model", "get_arch", "list_archs", "make_config", "readout",
+           "register_arch"]
