@@ -4,3 +4,5 @@ from .registry import create_model, get_arch, list_archs, make_config, register_
 
 __all__ = ["GraphModel", "constant_node_feat", "create_model", "get_arch", "list_archs", "make_config", "readout",
            "register_arch"]
+from . import baselines  # noqa: F401  (registers the baselines)
+from . import hod_gnn  # noqa: F401  (registers "hod-gnn")
