@@ -1,0 +1,148 @@
+"""The model zoo: registry-wide checks against zoo.yaml, and loading behaviour on a temporary zoo."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from dgl_hod import create_model
+from dgl_hod.datasets import load_dataset
+from dgl_hod.zoo import WeightsError, Zoo, ZooEntry, default_zoo, reference_output, save_weights, sha256_file
+
+TINY = dict(node_feat_dims=(28,), edge_feat_dims=(4,), num_tasks=1, hidden_dim=8, num_layers=2)
+
+
+def _entry(name, weights, sha, model, **kw):
+    base = dict(name=name, arch="gine", config=dict(TINY), dataset="zinc12k", task="regression", num_tasks=1,
+                weights=weights, sha256=sha, num_params=sum(p.numel() for p in model.parameters()),
+                metrics={}, recipe={})
+    base.update(kw)
+    return ZooEntry(**base)
+
+
+@pytest.fixture()
+def tiny_zoo(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("gine", **TINY).eval()
+    sha = save_weights(model, tmp_path / "models" / "tiny-zinc.safetensors")
+    zoo = Zoo(tmp_path / "zoo.yaml", tmp_path / "models")
+    zoo.write_entry(_entry("tiny-zinc", "models/tiny-zinc.safetensors", sha, model))
+    return zoo, model
+
+
+def test_list_info_and_unknown_names(tiny_zoo):
+    zoo, _ = tiny_zoo
+    assert zoo.list_models() == ["tiny-zinc"]
+    assert zoo.list_models("hod-*") == []
+    assert zoo.list_models(pretrained=True) == ["tiny-zinc"]
+    assert zoo.model_info("tiny-zinc").arch == "gine"
+    with pytest.raises(KeyError, match="Did you mean 'tiny-zinc'"):
+        zoo.model_info("tiny-zink")
+
+
+def test_load_is_strict_and_exact(tiny_zoo):
+    zoo, model = tiny_zoo
+    loaded = zoo.load_model("tiny-zinc")
+    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert not loaded.training
+
+
+def test_corrupt_weights_are_refused_with_the_file_named(tiny_zoo):
+    zoo, _ = tiny_zoo
+    path = zoo.models_dir / "tiny-zinc.safetensors"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match=r"sha256 mismatch for .*tiny-zinc\.safetensors"):
+        zoo.load_model("tiny-zinc")
+
+
+def test_missing_weights_file(tiny_zoo):
+    zoo, _ = tiny_zoo
+    (zoo.models_dir / "tiny-zinc.safetensors").unlink()
+    with pytest.raises(WeightsError, match="is missing"):
+        zoo.load_model("tiny-zinc")
+    assert zoo.list_models(pretrained=True) == []
+    assert zoo.load_model("tiny-zinc", pretrained=False) is not None
+
+
+def test_wrong_shape_and_unexpected_keys(tiny_zoo, tmp_path):
+    zoo, _ = tiny_zoo
+    other = create_model("gine", **{**TINY, "hidden_dim": 16})
+    save_weights(other, tmp_path / "wide.safetensors")
+    with pytest.raises(WeightsError, match="shape mismatch"):
+        zoo.load_model("tiny-zinc", weights=tmp_path / "wide.safetensors")
+    deeper = create_model("gine", **{**TINY, "num_layers": 3})
+    save_weights(deeper, tmp_path / "deeper.safetensors")
+    with pytest.raises(WeightsError, match="unexpected keys"):
+        zoo.load_model("tiny-zinc", weights=tmp_path / "deeper.safetensors")
+    with pytest.raises(WeightsError, match="only .safetensors"):
+        zoo.load_model("tiny-zinc", weights=tmp_path / "zoo.yaml")
+
+
+def test_new_head_drops_exactly_the_head(tiny_zoo):
+    zoo, model = tiny_zoo
+    torch.manual_seed(1)
+    loaded = zoo.load_model("tiny-zinc", num_tasks=3)
+    g, _ = load_dataset("zinc12k", "test").batch(range(4))
+    assert loaded(g, g.ndata["feat"], g.edata["feat"]).shape == (4, 3)
+    old = model.state_dict()
+    for k, v in loaded.state_dict().items():
+        if k.startswith("head."):
+            continue
+        assert torch.equal(v, old[k]), k
+    assert any(k.startswith("head.") for k in old)
+
+
+def test_freeze_groups(tiny_zoo):
+    zoo, _ = tiny_zoo
+    m = zoo.load_model("tiny-zinc", freeze="all-but-head")
+    trainable = [n for n, p in m.named_parameters() if p.requires_grad]
+    assert trainable and all(n.startswith("head.") for n in trainable)
+    m = zoo.load_model("tiny-zinc", freeze="encoder")
+    frozen = [n for n, p in m.named_parameters() if not p.requires_grad]
+    assert frozen and all(n.startswith(("node_encoder.", "edge_encoder.")) for n in frozen)
+    with pytest.raises(ValueError, match="unknown freeze group 'bones'"):
+        zoo.load_model("tiny-zinc", freeze="bones")
+    with pytest.raises(ValueError, match="matches no parameter"):
+        zoo.load_model("tiny-zinc", freeze=["nothing."])
+
+
+def test_bad_registry_entries(tmp_path):
+    (tmp_path / "zoo.yaml").write_text("models:\n  x:\n    arch: gine\n    colour: red\n")
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['colour'\]"):
+        Zoo(tmp_path / "zoo.yaml").entries
+    with pytest.raises(FileNotFoundError, match="DGL_HOD_ZOO"):
+        Zoo(tmp_path / "nope.yaml").entries
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# every entry of the real zoo.yaml (torchvision's test_extended_models pattern)
+# ---------------------------------------------------------------------------------------------------------------------
+ZOO = default_zoo()
+NAMES = ZOO.list_models() if ZOO.path.exists() else []
+
+
+def test_zoo_has_entries():
+    if not ZOO.path.exists():
+        pytest.skip("no zoo.yaml yet")
+    assert NAMES, "zoo.yaml lists no model"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_zoo_entry(name):
+    entry = ZOO.model_info(name)
+    for f in ("metrics", "recipe", "license", "paper"):
+        assert getattr(entry, f), f"{name}: empty {f}"
+    assert entry.weights.startswith("models/") and entry.weights.endswith(".safetensors")
+    path = ZOO.weights_path(entry)
+    assert sha256_file(path) == entry.sha256
+    model = ZOO.load_model(name)
+    assert sum(p.numel() for p in model.parameters()) == entry.num_params
+    assert dataclasses.asdict(model.config)["num_tasks"] == entry.num_tasks
+    ref = entry.reference
+    assert ref, f"{name}: no reference output"
+    got = reference_output(model, entry.dataset, ref["split"], ref["indices"])
+    assert torch.allclose(got, torch.tensor(ref["output"]), atol=1e-5, rtol=1e-5)
