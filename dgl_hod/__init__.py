@@ -9,6 +9,8 @@ _os.environ.setdefault("DGLBACKEND", "pytorch")  # silence DGL's backend notice;
 
 from .nn.base_mpnn import BaseMPNN, GraphJets, JetMemoryError  # noqa: E402
 from .archs import create_model, list_archs  # noqa: E402
+from .zoo import list_models, load_model, model_info  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["BaseMPNN", "GraphJets", "JetMemoryError", "__version__", "create_model", "list_archs"]
+__all__ = ["BaseMPNN", "GraphJets", "JetMemoryError", "__version__", "create_model", "list_archs", "list_models",
+           "load_model", "model_info"]
