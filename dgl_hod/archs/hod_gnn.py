@@ -1,0 +1,217 @@
+r"""HOD-GNN: High-Order Derivative GNN (Eitan et al., ICLR 2026), registered as ``"hod-gnn"``.
+
+Pipeline, for a batch of graphs with ``N`` nodes and ``B`` graphs:
+
+.. math::
+    x_v &= \mathrm{Enc}_{node}(\text{ids}_v) \in \mathbb{R}^{D}, \qquad e_{wv} = \mathrm{Enc}_{edge}(\text{ids}_{wv}) \\
+    h^{(T)}, D_1, .., D_K &= \mathrm{BaseMPNN.jets}(x + \textstyle\sum_j \epsilon_{\cdot,j} c_j,\ e)
+        \quad (D_k[v, u_1..u_k] = \partial^k h^{(T)}_v / \partial\epsilon_{u_1} \cdots \partial\epsilon_{u_k}) \\
+    z_v &= W_{in}\big[\, x_v \,\|\, h^{(T)}_v \,\|\, \mathrm{DerivEnc}(D_1..D_K)_v \big] \\
+    z &= \mathrm{DownstreamGNN}(z, e), \qquad
+    y_G = \mathrm{head}\big(\mathrm{READOUT}_{v \in G}\, z_v\big)
+
+The derivative encoders (:mod:`dgl_hod.nn.derivative_encoders`) are equivariant IGN-style maps; the whole model is
+invariant to node permutations and trained end to end (the jets are differentiable functions of the base MPNN's
+weights).  ``order=0`` drops the jets (base MPNN + downstream GNN only): a 1-WL-bounded ablation.
+
+Featureless graphs (``node_feat=None``): every node gets category id 0
+(:func:`~dgl_hod.archs.base.constant_node_feat`); edges without features use GIN messages (``edge_vocab=None``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dgl
+import torch
+from torch import Tensor, nn
+
+from .. import jets as J
+from ..nn.base_mpnn import BaseMPNN, GraphJets
+from ..nn.derivative_encoders import JET_NORMS, DerivativeEncoder
+from ..nn.downstream import NORMS, DownstreamGNN
+from ..nn.encoders import CategoricalEncoder
+from .base import READOUTS, GraphModel, constant_node_feat, readout
+from .registry import register_arch
+
+__all__ = ["HODGNN", "HODGNNConfig"]
+
+
+@dataclass
+class HODGNNConfig:
+    """Configuration of :class:`HODGNN` (all keys of ``create_model("hod-gnn", **config)``).
+
+    Attributes:
+        node_vocab: vocabulary size per categorical node-feature column (``(1,)`` for featureless graphs).
+        edge_vocab: same for edges; ``None``: no edge features (GIN messages everywhere).
+        num_tasks: outputs of the head.
+        hidden_dim: width ``D`` of the input encoder and the downstream GNN.
+        base_hidden_dim: width ``C`` of the base MPNN (the jets hold ``r*C`` channels per entry).
+        base_layers: base depth ``T``.
+        order: jet order ``K`` (0 = no derivatives, 1..3).
+        num_marks: marking directions ``r``.
+        activation: activation of the base MPNN (must be smooth for order >= 2 to be informative: ``silu``).
+        base_aggregation: ``"sum"`` or ``"mean"``.
+        base_init: ``"default"`` or ``"rwse"`` (see :class:`~dgl_hod.nn.base_mpnn.BaseMPNN`).
+        jet_mode: ``"dense"`` (molecules) or ``"sparse"`` (big graphs).
+        jet_norm: ``"asinh"``, ``"rms"`` or ``"none"`` (:mod:`dgl_hod.nn.derivative_encoders`).
+        encoder_hidden_dim: width of the derivative encoders' ``phi`` MLPs (default ``hidden_dim``).
+        global_pool: global term in the order-1 encoder.
+        downstream_layers: layers of the downstream GNN.
+        downstream_norm: ``"batch"``, ``"layer"`` or ``"none"``.
+        readout: ``"sum"`` or ``"mean"``.
+        dropout: dropout in the downstream GNN and head.
+    """
+
+    node_vocab: tuple[int, ...] = (28,)
+    edge_vocab: tuple[int, ...] | None = (4,)
+    num_tasks: int = 1
+    hidden_dim: int = 64
+    base_hidden_dim: int = 32
+    base_layers: int = 4
+    order: int = 1
+    num_marks: int = 1
+    activation: str = "silu"
+    base_aggregation: str = "sum"
+    base_init: str = "default"
+    jet_mode: str = "dense"
+    jet_norm: str = "asinh"
+    encoder_hidden_dim: int | None = None
+    global_pool: bool = True
+    downstream_layers: int = 4
+    downstream_norm: str = "batch"
+    readout: str = "sum"
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        # JSON round trips give lists: normalise to tuples
+        if isinstance(self.node_vocab, list):
+            self.node_vocab = tuple(self.node_vocab)
+        if isinstance(self.edge_vocab, list):
+            self.edge_vocab = tuple(self.edge_vocab)
+
+    def validate(self) -> None:
+        def pos_int(name, minimum=1):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
+                raise ValueError(f"hod-gnn: {name} must be an int >= {minimum}, got {v!r}")
+
+        for name in ("num_tasks", "hidden_dim", "base_hidden_dim", "base_layers", "num_marks"):
+            pos_int(name)
+        pos_int("downstream_layers", 0)
+        if not isinstance(self.order, int) or isinstance(self.order, bool) or not 0 <= self.order <= J.MAX_ORDER:
+            raise ValueError(f"hod-gnn: order must be an int in 0..{J.MAX_ORDER} (0 = no derivatives), "
+                             f"got {self.order!r}")
+        if self.encoder_hidden_dim is not None:
+            pos_int("encoder_hidden_dim")
+        for name, vocab in (("node_vocab", self.node_vocab), ("edge_vocab", self.edge_vocab)):
+            if vocab is None and name == "edge_vocab":
+                continue
+            if not isinstance(vocab, tuple) or not vocab or not all(isinstance(v, int) and v >= 1 for v in vocab):
+                raise ValueError(f"hod-gnn: {name} must be a non-empty tuple of positive ints (vocabulary size per "
+                                 f"feature column, e.g. get_info(name).node_feat_dims), got {vocab!r}")
+        checks = (("activation", J.ACTIVATIONS), ("base_aggregation", ("sum", "mean")),
+                  ("base_init", ("default", "rwse")), ("jet_mode", ("dense", "sparse")), ("jet_norm", JET_NORMS),
+                  ("downstream_norm", NORMS), ("readout", READOUTS))
+        for name, options in checks:
+            if getattr(self, name) not in options:
+                raise ValueError(f"hod-gnn: {name} must be one of {tuple(options)}, got {getattr(self, name)!r}")
+        if self.activation in ("relu", "identity") and self.order >= 2 and self.base_init != "rwse":
+            raise ValueError(f"hod-gnn: activation {self.activation!r} has zero second derivative, so order "
+                             f"{self.order} jets would be identically zero; use a smooth activation such as 'silu'")
+        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"hod-gnn: dropout must be in [0, 1), got {self.dropout!r}")
+
+
+@register_arch("hod-gnn", HODGNNConfig)
+class HODGNN(GraphModel):
+    r"""HOD-GNN (module docstring): input encoder -> base MPNN jets -> derivative encoders -> downstream GNN ->
+    readout -> head.
+
+    Build with ``create_model("hod-gnn", order=2, base_layers=4, ...)`` or ``HODGNN(HODGNNConfig(...))``.
+
+    Shapes:
+        - ``g``: batched DGLGraph with ``N`` nodes, ``E`` edges, ``B`` graphs.
+        - ``node_feat``: ``(N,)`` or ``(N, F)`` int64 category ids, or ``None`` (constant features).
+        - ``edge_feat``: ``(E,)`` or ``(E, F_e)`` int64 ids (required when ``edge_vocab`` is set).
+        - ``forward`` -> ``(B, num_tasks)``; ``embed`` -> ``(B, hidden_dim)``; ``node_embed`` -> ``(N, hidden_dim)``.
+
+    Example:
+        >>> import dgl, torch
+        >>> from dgl_hod import create_model
+        >>> model = create_model("hod-gnn", order=2, edge_vocab=None, node_vocab=(1,), hidden_dim=16,
+        ...                      base_hidden_dim=8, base_layers=2, downstream_layers=1)
+        >>> g = dgl.graph(([0, 1, 2, 1, 2, 0], [1, 2, 0, 0, 1, 2]))
+        >>> model.eval()(g, None).shape
+        torch.Size([1, 1])
+    """
+
+    def __init__(self, config: HODGNNConfig):
+        super().__init__()
+        self.config = c = config
+        D = c.hidden_dim
+        self.node_encoder = CategoricalEncoder(c.node_vocab, D)
+        self.edge_encoder = CategoricalEncoder(c.edge_vocab, D) if c.edge_vocab is not None else None
+        edge_dim = D if c.edge_vocab is not None else None
+        self.base = BaseMPNN(D, c.base_hidden_dim, c.base_layers, edge_dim=edge_dim, activation=c.activation,
+                             num_marks=c.num_marks, aggregation=c.base_aggregation, init=c.base_init)
+        enc_in = c.num_marks * c.base_hidden_dim
+        enc_hidden = c.encoder_hidden_dim or D
+        self.deriv_encoder = (DerivativeEncoder(c.order, enc_in, enc_hidden, D, activation="silu",
+                                                jet_norm=c.jet_norm, global_pool=c.global_pool)
+                              if c.order >= 1 else None)
+        combined = D + c.base_hidden_dim + (self.deriv_encoder.out_dim if self.deriv_encoder else 0)
+        self.combine = nn.Sequential(nn.Linear(combined, D), nn.SiLU(), nn.Linear(D, D))
+        self.downstream = DownstreamGNN(D, c.downstream_layers, use_edges=c.edge_vocab is not None,
+                                        activation="silu", norm=c.downstream_norm, dropout=c.dropout)
+        self.head = nn.Sequential(nn.Linear(D, D), nn.SiLU(), nn.Dropout(c.dropout), nn.Linear(D, c.num_tasks))
+
+    # -- stages -------------------------------------------------------------------------------------------------------
+    def encode_inputs(self, g: dgl.DGLGraph, node_feat: Tensor | None,
+                      edge_feat: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """``(N, D)`` node and ``(E, D)`` edge embeddings (``None`` without edge vocabulary)."""
+        if node_feat is None:
+            node_feat = constant_node_feat(g)
+        x = self.node_encoder(node_feat)
+        e = None
+        if self.edge_encoder is not None:
+            if edge_feat is None:
+                raise ValueError("this hod-gnn model was built with edge_vocab="
+                                 f"{self.config.edge_vocab} and needs edge_feat (E,) category ids; build it with "
+                                 "edge_vocab=None for graphs without edge features")
+            e = self.edge_encoder(edge_feat)
+        return x, e
+
+    def jets(self, g: dgl.DGLGraph, node_feat: Tensor | None = None, edge_feat: Tensor | None = None) -> GraphJets:
+        """The base MPNN's raw (un-normalised) jets of order ``max(order, 1)`` for these inputs."""
+        x, e = self.encode_inputs(g, node_feat, edge_feat)
+        return self.base.jets(g, x, e, order=max(self.config.order, 1), mode=self.config.jet_mode)
+
+    def node_embed(self, g: dgl.DGLGraph, node_feat: Tensor | None = None,
+                   edge_feat: Tensor | None = None) -> Tensor:
+        """Node embeddings ``(N, hidden_dim)`` after the downstream GNN."""
+        x, e = self.encode_inputs(g, node_feat, edge_feat)
+        if self.deriv_encoder is None:
+            h = self.base(g, x, e)
+            z = torch.cat([x, h], 1)
+        else:
+            jets = self.base.jets(g, x, e, order=self.config.order, mode=self.config.jet_mode)
+            z = torch.cat([x, jets.h, self.deriv_encoder(jets)], 1)
+        return self.downstream(g, self.combine(z), e)
+
+    def embed(self, g: dgl.DGLGraph, node_feat: Tensor | None = None, edge_feat: Tensor | None = None) -> Tensor:
+        """Graph embeddings ``(B, hidden_dim)``: the read-out of :meth:`node_embed`."""
+        return readout(g, self.node_embed(g, node_feat, edge_feat), self.config.readout)
+
+    def reset_parameters(self) -> None:
+        for m in (self.node_encoder, self.edge_encoder, self.base, self.deriv_encoder, self.downstream):
+            if m is not None:
+                m.reset_parameters()
+        for seq in (self.combine, self.head):
+            for m in seq:
+                if hasattr(m, "reset_parameters"):
+                    m.reset_parameters()
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return (f"order={c.order}, base_layers={c.base_layers}, num_marks={c.num_marks}, jet_mode={c.jet_mode}, "
+                f"jet_norm={c.jet_norm}, readout={c.readout}")

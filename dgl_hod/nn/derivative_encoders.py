@@ -1,0 +1,314 @@
+r"""Derivative encoders: permutation-equivariant maps from derivative jets to node features.
+
+The base MPNN's jets (:class:`~dgl_hod.nn.base_mpnn.GraphJets`) are higher-order tensors over the nodes of each
+graph: ``D1[v, u]`` (how node ``u``'s mark moves ``h_v``), ``D2[v, u, w]``, ``D3[v, u, w, x]``, each entry a
+``(r, C)`` block that is flattened to ``r*C`` features.  The encoders here are 2-IGN / 3-IGN-style maps
+``k+1 -> 1``: diagonals and normalised DeepSets pools over the marked nodes, so the node features they return are
+equivariant under node permutations (and the graph read-out invariant).
+
+**Row form.**  Both jet layouts are read as a list of *stored entries* (rows) with the global node ids of the
+entry: :func:`jet_rows`.  Dense jets give every in-graph tuple (padding slots are dropped with
+``layout.graph_sizes``); sparse jets give only tuples inside the ``T``-hop receptive field (every other derivative
+is exactly zero).  To make both layouts give the same result, every learned map applied to an entry satisfies
+:math:`\phi(0) = 0` (:class:`ZeroMLP`), and every pool is divided by the graph size, never by the number of stored
+rows: a missing (zero) entry then contributes exactly what it would in the dense layout.
+
+**Pool normalisation.**  Pools over ``u`` are means over the graph's ``n`` nodes (sum / ``n``), pools over
+``(u, w)`` sum / ``n^2``: bounded for any graph size, and still injective-enough on multisets of the same size (the
+pair to separate always has equal sizes here; graph size itself enters through the downstream sum read-out).
+
+**Jet normalisation** (:func:`normalize_jets`), per graph with no coupling between the graphs of a batch:
+
+* ``"asinh"`` (default): :math:`\tilde D = \operatorname{asinh}(D)` entry-wise, a signed logarithm
+  (:math:`\approx D` near 0, :math:`\approx \operatorname{sign}(D)\log 2|D|` for large values); it tames the
+  exponential growth of jets with depth and sum aggregation.
+* ``"rms"``: divide by the per-graph, per-channel root mean square over all ``n^{k+1}`` entries of the graph
+  (zeros outside the receptive field included), :math:`s_{g,c} = \sqrt{\sum D^2 / n^{k+1} + 10^{-12}}`, then
+  asinh: scale-free across depths and graphs.
+* ``"none"``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .base_mpnn import GraphJets
+
+__all__ = ["JetRows", "jet_rows", "normalize_jets", "ZeroMLP", "Order1Encoder", "Order2Encoder", "Order3Encoder",
+           "DerivativeEncoder", "JET_NORMS"]
+
+JET_NORMS = ("asinh", "rms", "none")
+
+
+@dataclass
+class JetRows:
+    """The stored entries of an order-``k`` component.
+
+    Attributes:
+        values: ``(M, r*C)`` entry features.
+        index: ``(M, k+1)`` global node ids ``(v, u_1, .., u_k)`` of each entry.
+        graph: ``(M,)`` graph id of each entry.
+        graph_sizes: ``(B,)`` nodes per graph.
+        num_nodes: ``N``.
+    """
+
+    values: Tensor
+    index: Tensor
+    graph: Tensor
+    graph_sizes: Tensor
+    num_nodes: int
+
+    @property
+    def order(self) -> int:
+        return self.index.shape[1] - 1
+
+    def node_size(self) -> Tensor:
+        """``(N,)`` size of each node's graph."""
+        return torch.repeat_interleave(self.graph_sizes, self.graph_sizes)
+
+
+def _graph_of_node(sizes: Tensor) -> Tensor:
+    return torch.repeat_interleave(torch.arange(len(sizes), device=sizes.device), sizes)
+
+
+def jet_rows(jets: GraphJets, k: int) -> JetRows:
+    """Order-``k`` derivatives of ``jets`` (dense or sparse) as :class:`JetRows`."""
+    comp = jets.derivatives[k - 1]
+    layout = jets.layout
+    sizes = layout.graph.batch_num_nodes()
+    gnode = _graph_of_node(sizes)
+    n = layout.num_nodes
+    if layout.mode == "dense":
+        P = layout.width
+        offsets = torch.cumsum(sizes, 0) - sizes
+        slots = torch.arange(P, device=sizes.device)
+        m1 = slots.view(1, P) < sizes[gnode].view(n, 1)  # (N, P): slot p is a node of v's graph
+        mask = m1
+        for i in range(1, k):
+            mask = mask.unsqueeze(-1) & m1.view(n, *(1,) * i, P)
+        idx = mask.nonzero()  # (M, k+1): v, p_1..p_k
+        values = comp[mask]
+        v = idx[:, 0]
+        index = torch.cat([v[:, None], idx[:, 1:] + offsets[gnode[v]][:, None]], 1)
+    else:
+        owner = layout.owner[k]
+        members = layout.pair_member[layout.ball_ptr[owner][:, None] + layout.positions[k]]
+        index = torch.cat([owner[:, None], members], 1)
+        values = comp
+    values = values.reshape(values.shape[0], -1)
+    return JetRows(values, index, gnode[index[:, 0]], sizes, n)
+
+
+def _segment_sum(values: Tensor, seg: Tensor, num: int) -> Tensor:
+    out = values.new_zeros(num, values.shape[1])
+    return out.index_add(0, seg, values)
+
+
+def normalize_jets(rows: JetRows, norm: str) -> JetRows:
+    """Per-graph jet normalisation (see the module docstring); returns new rows."""
+    if norm not in JET_NORMS:
+        raise ValueError(f"jet_norm must be one of {JET_NORMS}, got {norm!r}")
+    x = rows.values
+    if norm == "rms":
+        k = rows.order
+        ss = _segment_sum(x * x, rows.graph, len(rows.graph_sizes))
+        denom = rows.graph_sizes.to(x.dtype).pow(k + 1).unsqueeze(1)
+        scale = torch.sqrt(ss / denom + 1e-12)
+        x = torch.asinh(x / scale[rows.graph])
+    elif norm == "asinh":
+        x = torch.asinh(x)
+    return JetRows(x, rows.index, rows.graph, rows.graph_sizes, rows.num_nodes)
+
+
+class ZeroMLP(nn.Module):
+    r"""Two-layer MLP shifted so that :math:`\phi(0) = 0`: :math:`\phi(x) = \mathrm{MLP}(x) - \mathrm{MLP}(0)`.
+
+    Zero entries (padding, or derivatives outside the receptive field) then contribute nothing to a pool, so dense
+    and sparse jets give identical features.  Shapes: ``(M, in_dim) -> (M, out_dim)``.
+    """
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, activation: nn.Module):
+        super().__init__()
+        self.lin1 = nn.Linear(in_dim, hidden_dim)
+        self.lin2 = nn.Linear(hidden_dim, out_dim, bias=False)
+        self.act = activation
+
+    def reset_parameters(self) -> None:
+        self.lin1.reset_parameters()
+        self.lin2.reset_parameters()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.lin2(self.act(self.lin1(x)) - self.act(self.lin1.bias))
+
+
+def _activation(name: str) -> nn.Module:
+    acts = {"silu": nn.SiLU, "relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "softplus": nn.Softplus,
+            "sigmoid": nn.Sigmoid, "identity": nn.Identity}
+    if name not in acts:
+        raise ValueError(f"activation must be one of {sorted(acts)}, got {name!r}")
+    return acts[name]()
+
+
+def _pool(values: Tensor, target: Tensor, size_of_target: Tensor, power: int, num: int) -> Tensor:
+    """``out[t] = sum_{rows -> t} values / n_t^power``."""
+    out = _segment_sum(values, target, num)
+    return out / size_of_target.to(values.dtype).pow(power).unsqueeze(1)
+
+
+class Order1Encoder(nn.Module):
+    r"""2 -> 1 equivariant map on the first derivatives ``D1[v, u]`` (a 2-IGN-style layer).
+
+    .. math::
+        z_v = W\Big[\, D_1[v, v] \;\big\|\; \tfrac1n \sum_u \phi_{\text{out}}(D_1[v, u]) \;\big\|\;
+              \tfrac1n \sum_u \phi_{\text{in}}(D_1[u, v]) \;\big\|\; \tfrac1{n^2} \sum_{u, w} \phi_{\text{glob}}
+              (D_1[u, w]) \Big]
+
+    (diagonal: ``v``'s response to its own mark; out-pool: how all marks move ``v``; in-pool, the transpose: how
+    ``v``'s mark moves the others; optional global term.)  ``phi`` are :class:`ZeroMLP`.
+
+    Shapes: rows of ``D1`` with ``in_dim = r*C`` features -> ``(N, out_dim)``.
+    """
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, activation: str = "silu",
+                 global_pool: bool = True):
+        super().__init__()
+        self.global_pool = global_pool
+        parts = 3 if global_pool else 2
+        self.phi = ZeroMLP(in_dim, hidden_dim, parts * hidden_dim, _activation(activation))
+        self.out = nn.Linear(in_dim + parts * hidden_dim, out_dim)
+        self.hidden_dim = hidden_dim
+
+    def reset_parameters(self) -> None:
+        self.phi.reset_parameters()
+        self.out.reset_parameters()
+
+    def forward(self, rows: JetRows) -> Tensor:
+        n, H = rows.num_nodes, self.hidden_dim
+        v, u = rows.index[:, 0], rows.index[:, 1]
+        size = rows.node_size()
+        diag_rows = (v == u).nonzero().squeeze(1)
+        diag = rows.values.new_zeros(n, rows.values.shape[1]).index_copy(0, v[diag_rows], rows.values[diag_rows])
+        f = self.phi(rows.values)
+        feats = [diag, _pool(f[:, :H], v, size, 1, n), _pool(f[:, H:2 * H], u, size, 1, n)]
+        if self.global_pool:
+            glob = _pool(f[:, 2 * H:], rows.graph, rows.graph_sizes, 2, len(rows.graph_sizes))
+            feats.append(glob[_graph_of_node(rows.graph_sizes)])
+        return self.out(torch.cat(feats, 1))
+
+
+class Order2Encoder(nn.Module):
+    r"""3 -> 1 equivariant map on the second derivatives ``D2[v, u, w]`` (symmetric in ``u, w``).
+
+    .. math::
+        z_v = W\Big[\, D_2[v,v,v] \;\big\|\; \tfrac1n \sum_u \phi_a(D_2[v,u,u]) \;\big\|\;
+              \tfrac1n \sum_u \phi_b(D_2[v,v,u]) \;\big\|\; \tfrac1{n^2} \sum_{u,w} \phi_c(D_2[v,u,w]) \;\big\|\;
+              \tfrac1{n^2} \sum_{u,w} \phi_d(D_2[u,v,w]) \Big]
+
+    (the last, transposed term: how ``v``'s mark, jointly with any other mark, moves the others).
+
+    Shapes: rows of ``D2`` with ``in_dim = r*C`` features -> ``(N, out_dim)``.
+    """
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, activation: str = "silu"):
+        super().__init__()
+        self.phi_uu = ZeroMLP(in_dim, hidden_dim, hidden_dim, _activation(activation))
+        self.phi_vu = ZeroMLP(in_dim, hidden_dim, hidden_dim, _activation(activation))
+        self.phi_all = ZeroMLP(in_dim, hidden_dim, 2 * hidden_dim, _activation(activation))
+        self.out = nn.Linear(in_dim + 4 * hidden_dim, out_dim)
+        self.hidden_dim = hidden_dim
+
+    def reset_parameters(self) -> None:
+        for m in (self.phi_uu, self.phi_vu, self.phi_all, self.out):
+            m.reset_parameters()
+
+    def forward(self, rows: JetRows) -> Tensor:
+        n, H = rows.num_nodes, self.hidden_dim
+        v, u, w = rows.index[:, 0], rows.index[:, 1], rows.index[:, 2]
+        x = rows.values
+        size = rows.node_size()
+        diag_rows = ((v == u) & (u == w)).nonzero().squeeze(1)
+        diag = x.new_zeros(n, x.shape[1]).index_copy(0, v[diag_rows], x[diag_rows])
+        uu = (u == w).nonzero().squeeze(1)
+        vu = (v == u).nonzero().squeeze(1)
+        f = self.phi_all(x)
+        feats = [diag,
+                 _pool(self.phi_uu(x[uu]), v[uu], size, 1, n),
+                 _pool(self.phi_vu(x[vu]), v[vu], size, 1, n),
+                 _pool(f[:, :H], v, size, 2, n),
+                 _pool(f[:, H:], u, size, 2, n)]
+        return self.out(torch.cat(feats, 1))
+
+
+class Order3Encoder(nn.Module):
+    r"""4 -> 1 map on the third derivatives ``D3[v, u, w, x]`` (symmetric in ``u, w, x``): a reduced basis.
+
+    .. math::
+        z_v = W\Big[\, D_3[v,v,v,v] \;\big\|\; \tfrac1n \sum_u \phi_a(D_3[v,u,u,u]) \;\big\|\;
+              \tfrac1{n^3} \sum_{u,w,x} \phi_b(D_3[v,u,w,x]) \Big]
+
+    Shapes: rows of ``D3`` with ``in_dim = r*C`` features -> ``(N, out_dim)``.
+    """
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, activation: str = "silu"):
+        super().__init__()
+        self.phi_uuu = ZeroMLP(in_dim, hidden_dim, hidden_dim, _activation(activation))
+        self.phi_all = ZeroMLP(in_dim, hidden_dim, hidden_dim, _activation(activation))
+        self.out = nn.Linear(in_dim + 2 * hidden_dim, out_dim)
+
+    def reset_parameters(self) -> None:
+        for m in (self.phi_uuu, self.phi_all, self.out):
+            m.reset_parameters()
+
+    def forward(self, rows: JetRows) -> Tensor:
+        n = rows.num_nodes
+        v, u, w, y = (rows.index[:, i] for i in range(4))
+        x = rows.values
+        size = rows.node_size()
+        diag_rows = ((v == u) & (u == w) & (w == y)).nonzero().squeeze(1)
+        diag = x.new_zeros(n, x.shape[1]).index_copy(0, v[diag_rows], x[diag_rows])
+        uuu = ((u == w) & (w == y)).nonzero().squeeze(1)
+        feats = [diag, _pool(self.phi_uuu(x[uuu]), v[uuu], size, 1, n), _pool(self.phi_all(x), v, size, 3, n)]
+        return self.out(torch.cat(feats, 1))
+
+
+class DerivativeEncoder(nn.Module):
+    r"""All orders at once: :math:`z_v = \big\|_{k=1}^{K} \mathrm{Enc}_k(\mathrm{norm}(D_k))_v`.
+
+    Args:
+        order: ``K`` (1..3).
+        in_dim: ``r*C`` (marks times base channels).
+        hidden_dim: width of the ``phi`` MLPs.
+        out_dim: output channels per order (total ``K * out_dim``).
+        activation: activation of the ``phi`` MLPs.
+        jet_norm: ``"asinh"``, ``"rms"`` or ``"none"`` (module docstring).
+        global_pool: add the global term to the order-1 encoder.
+
+    Shapes: :class:`~dgl_hod.nn.base_mpnn.GraphJets` of order ``>= K`` -> ``(N, K * out_dim)``.
+    """
+
+    def __init__(self, order: int, in_dim: int, hidden_dim: int, out_dim: int, activation: str = "silu",
+                 jet_norm: str = "asinh", global_pool: bool = True):
+        super().__init__()
+        if jet_norm not in JET_NORMS:
+            raise ValueError(f"jet_norm must be one of {JET_NORMS}, got {jet_norm!r}")
+        if not 1 <= order <= 3:
+            raise ValueError(f"order must be in 1..3, got {order!r}")
+        self.order, self.jet_norm = order, jet_norm
+        self.out_dim = order * out_dim
+        encs = [Order1Encoder(in_dim, hidden_dim, out_dim, activation, global_pool),
+                Order2Encoder(in_dim, hidden_dim, out_dim, activation),
+                Order3Encoder(in_dim, hidden_dim, out_dim, activation)]
+        self.encoders = nn.ModuleList(encs[:order])
+
+    def reset_parameters(self) -> None:
+        for enc in self.encoders:
+            enc.reset_parameters()
+
+    def forward(self, jets: GraphJets) -> Tensor:
+        feats = [enc(normalize_jets(jet_rows(jets, k + 1), self.jet_norm)) for k, enc in enumerate(self.encoders)]
+        return torch.cat(feats, 1)
+
+    def extra_repr(self) -> str:
+        return f"order={self.order}, jet_norm={self.jet_norm}"
