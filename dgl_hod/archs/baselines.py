@@ -3,7 +3,7 @@
 Registered architectures (``dgl_hod.create_model(name, **config)``):
 
 - ``gin``: GIN (``dgl.nn.GINConv``), node features only.
-- ``gine``: GINE (``dgl.nn.GINEConv``) with categorical bond features (one edge encoder per layer).
+- ``gine``: GINE (``dgl.nn.GINEConv``) with categorical bond features (one edge encoder shared by the layers).
 - ``gine-rwse``: GINE whose input node embedding also gets an MLP of the random-walk structural encoding
   ``RWSE_v = (P_vv, (P^2)_vv, ..., (P^k)_vv)`` (the diagonal of the random-walk matrix powers, as
   ``dgl.random_walk_pe``), computed per batch with one batched dense matmul per step over the padded per-graph
@@ -15,10 +15,12 @@ Registered architectures (``dgl_hod.create_model(name, **config)``):
   original graph applied to the cross-subgraph aggregate (mean over the copies of each original node); then the same
   invariant readout as DS-GNN.
 
-All share ``CategoricalEncoder`` node/edge encoders, a residual layer ``h <- h + dropout(act(norm(conv(h))))``, node
-readout ``readout`` (sum/mean) and the head ``Linear(D, D) - ReLU - Linear(D, num_tasks)``.  ``embed`` returns
-``(B, D)`` graph embeddings, ``forward`` ``(B, num_tasks)``.  ``node_feat=None`` means featureless graphs;
-``edge_feat=None`` encodes every edge as bond id 0.
+For fair comparisons everything around the message passing is HOD-GNN's: ``CategoricalEncoder`` node/edge
+encoders (config keys ``node_vocab`` / ``edge_vocab``; ``edge_vocab=None`` gives GIN messages), the residual layer
+of its downstream GNN ``h <- h + dropout(act(norm(GINEConv_MLP(h, e))))`` with MLP ``Linear - act - Linear``, the
+node readout ``readout`` (sum/mean) and the head ``Linear - act - Dropout - Linear``.  ``embed`` returns ``(B, D)``
+graph embeddings, ``forward`` ``(B, num_tasks)``.  ``node_feat=None`` means featureless graphs; ``edge_feat=None``
+with an edge vocabulary encodes every edge as id 0.
 
 Normalisation: ``norm="batch"`` (default; BatchNorm1d over the nodes of the mini-batch -- or of the bag -- as in
 ESAN and the standard ZINC GIN/GINE set-ups; it couples the graphs of a batch in training mode only, and stays
@@ -34,13 +36,14 @@ from dgl.nn import GINConv, GINEConv
 from torch import Tensor, nn
 
 from ..nn.encoders import CategoricalEncoder
-from ..nn.subgraphs import MARKED, POLICIES, subgraph_bag
+from ..nn.subgraphs import MARKED, POLICIES, subgraph_bag, subgraph_graph_id
 from .base import READOUTS, GraphModel, constant_node_feat, readout
 from .registry import register_arch
 
 __all__ = ["DSGNN", "DSSGNN", "GIN", "GINE", "GINERWSE", "rwse"]
 
 NORMS = ("batch", "layer", "none")
+ACTIVATIONS = ("silu", "relu")
 
 
 # ----------------------------------------------------------------------------------------------- configs
@@ -48,45 +51,56 @@ NORMS = ("batch", "layer", "none")
 
 @dataclass
 class MPNNConfig:
-    """Config of ``gin`` / ``gine``.
+    """Config of ``gin`` / ``gine`` (key names and defaults as ``hod-gnn``'s where they mean the same thing).
 
     Args:
-        node_feat_dims: vocabulary size of each node feature column (``get_info(ds).node_feat_dims``).
-        edge_feat_dims: same for edges (``gine`` and subgraph GNNs; ignored by ``gin``).
+        node_vocab: vocabulary size per categorical node-feature column (``get_info(ds).node_feat_dims``;
+            ``(1,)`` for featureless graphs).
+        edge_vocab: same for edges; ``None``: no edge features (GIN messages). Ignored by ``gin``.
         num_tasks: output size of the head.
         hidden_dim: width D of every layer.
         num_layers: message-passing layers.
-        readout: node -> graph readout, ``"sum"`` or ``"mean"``.
+        activation: ``"silu"`` (as HOD-GNN's downstream GNN and head) or ``"relu"``.
         norm: ``"batch"``, ``"layer"`` or ``"none"`` after every convolution.
-        dropout: dropout after every layer.
-        residual: add the layer input to its output.
+        readout: node -> graph readout, ``"sum"`` or ``"mean"``.
+        dropout: dropout on every residual branch and in the head.
     """
 
-    node_feat_dims: tuple = (1,)
-    edge_feat_dims: tuple = (1,)
+    node_vocab: tuple = (28,)
+    edge_vocab: tuple | None = (4,)
     num_tasks: int = 1
     hidden_dim: int = 64
     num_layers: int = 4
-    readout: str = "sum"
+    activation: str = "silu"
     norm: str = "batch"
+    readout: str = "sum"
     dropout: float = 0.0
-    residual: bool = True
+
+    def __post_init__(self):
+        # JSON round trips give lists: normalise to tuples
+        if isinstance(self.node_vocab, list):
+            self.node_vocab = tuple(self.node_vocab)
+        if isinstance(self.edge_vocab, list):
+            self.edge_vocab = tuple(self.edge_vocab)
+
+    def _pos_int(self, name: str, minimum: int = 1) -> None:
+        v = getattr(self, name)
+        if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
+            raise ValueError(f"{name} must be an int >= {minimum}, got {v!r}")
 
     def validate(self) -> None:
-        self.node_feat_dims = tuple(int(v) for v in self.node_feat_dims)
-        self.edge_feat_dims = tuple(int(v) for v in self.edge_feat_dims)
         for name in ("num_tasks", "hidden_dim", "num_layers"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
-        if not self.node_feat_dims or min(self.node_feat_dims) < 1:
-            raise ValueError(f"node_feat_dims must be non-empty positive vocab sizes, got {self.node_feat_dims!r}")
-        if not self.edge_feat_dims or min(self.edge_feat_dims) < 1:
-            raise ValueError(f"edge_feat_dims must be non-empty positive vocab sizes, got {self.edge_feat_dims!r}")
-        if self.readout not in READOUTS:
-            raise ValueError(f"readout must be one of {READOUTS}, got {self.readout!r}")
-        if self.norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
-        if not 0.0 <= self.dropout < 1.0:
+            self._pos_int(name)
+        for name, vocab in (("node_vocab", self.node_vocab), ("edge_vocab", self.edge_vocab)):
+            if vocab is None and name == "edge_vocab":
+                continue
+            if not isinstance(vocab, tuple) or not vocab or not all(isinstance(v, int) and v >= 1 for v in vocab):
+                raise ValueError(f"{name} must be a non-empty tuple of positive ints (vocabulary size per feature "
+                                 f"column, e.g. get_info(name).node_feat_dims), got {vocab!r}")
+        for name, options in (("activation", ACTIVATIONS), ("norm", NORMS), ("readout", READOUTS)):
+            if getattr(self, name) not in options:
+                raise ValueError(f"{name} must be one of {tuple(options)}, got {getattr(self, name)!r}")
+        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
 
 
@@ -105,8 +119,7 @@ class RWSEConfig(MPNNConfig):
 
     def validate(self) -> None:
         super().validate()
-        if not isinstance(self.rwse_steps, int) or self.rwse_steps < 1:
-            raise ValueError(f"rwse_steps must be a positive int, got {self.rwse_steps!r}")
+        self._pos_int("rwse_steps")
         if self.rwse_encoder not in ("linear", "mlp"):
             raise ValueError(f"rwse_encoder must be 'linear' or 'mlp', got {self.rwse_encoder!r}")
 
@@ -133,8 +146,7 @@ class SubgraphConfig(MPNNConfig):
         super().validate()
         if self.policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, got {self.policy!r}")
-        if not isinstance(self.ego_radius, int) or self.ego_radius < 0:
-            raise ValueError(f"ego_radius must be an int >= 0, got {self.ego_radius!r}")
+        self._pos_int("ego_radius", 0)
         if self.subgraph_readout not in READOUTS:
             raise ValueError(f"subgraph_readout must be one of {READOUTS}, got {self.subgraph_readout!r}")
         if self.cross_aggregation not in READOUTS:
@@ -144,9 +156,8 @@ class SubgraphConfig(MPNNConfig):
 # ----------------------------------------------------------------------------------------------- building blocks
 
 
-def _mlp(dim: int, norm: str) -> nn.Sequential:
-    """GIN's update MLP: Linear - norm - ReLU - Linear."""
-    return nn.Sequential(nn.Linear(dim, dim), _norm(norm, dim), nn.ReLU(), nn.Linear(dim, dim))
+def _act(name: str) -> nn.Module:
+    return nn.SiLU() if name == "silu" else nn.ReLU()
 
 
 def _norm(norm: str, dim: int) -> nn.Module:
@@ -154,8 +165,10 @@ def _norm(norm: str, dim: int) -> nn.Module:
             "none": nn.Identity}[norm]()
 
 
-def _head(dim: int, num_tasks: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, num_tasks))
+def _head(c: MPNNConfig) -> nn.Sequential:
+    """The same head as ``hod-gnn``: Linear - act - Dropout - Linear."""
+    d = c.hidden_dim
+    return nn.Sequential(nn.Linear(d, d), _act(c.activation), nn.Dropout(c.dropout), nn.Linear(d, c.num_tasks))
 
 
 def _segment_reduce(index: Tensor, src: Tensor, num: int, op: str) -> Tensor:
@@ -168,67 +181,81 @@ def _segment_reduce(index: Tensor, src: Tensor, num: int, op: str) -> Tensor:
 
 
 class GINEBlock(nn.Module):
-    """One residual layer ``h <- h + dropout(relu(norm(conv(h, e))))`` around ``dgl.nn.GINEConv`` (or ``GINConv``
-    when ``edges=False``), with its own bond encoder."""
+    """One residual layer ``h <- h + dropout(act(norm(conv(h, e))))`` around ``dgl.nn.GINEConv`` (``GINConv``
+    when ``use_edges=False``) with MLP ``Linear - act - Linear``: the layer of HOD-GNN's downstream GNN."""
 
-    def __init__(self, dim: int, edge_feat_dims: tuple | None, norm: str, dropout: float, residual: bool):
+    def __init__(self, dim: int, use_edges: bool, activation: str, norm: str, dropout: float):
         super().__init__()
-        self.edge_encoder = CategoricalEncoder(edge_feat_dims, dim) if edge_feat_dims else None
-        self.conv = GINEConv(_mlp(dim, norm), learn_eps=True) if edge_feat_dims else \
-            GINConv(_mlp(dim, norm), aggregator_type="sum", learn_eps=True)
+        mlp = nn.Sequential(nn.Linear(dim, dim), _act(activation), nn.Linear(dim, dim))
+        self.use_edges = use_edges
+        self.conv = GINEConv(mlp, learn_eps=True) if use_edges else GINConv(mlp, learn_eps=True)
         self.norm = _norm(norm, dim)
+        self.act = _act(activation)
         self.dropout = nn.Dropout(dropout)
-        self.residual = residual
 
     def conv_out(self, g: dgl.DGLGraph, h: Tensor, e: Tensor | None) -> Tensor:
-        """Normalised convolution output (before activation)."""
-        if self.edge_encoder is None:
-            return self.norm(self.conv(g, h))
-        return self.norm(self.conv(g, h, self.edge_encoder(e)))
+        """Normalised convolution output (the residual branch before activation)."""
+        return self.norm(self.conv(g, h, e) if self.use_edges else self.conv(g, h))
 
     def finish(self, h: Tensor, out: Tensor) -> Tensor:
-        out = self.dropout(torch.relu(out))
-        return h + out if self.residual else out
+        return h + self.dropout(self.act(out))
 
     def forward(self, g: dgl.DGLGraph, h: Tensor, e: Tensor | None = None) -> Tensor:
         return self.finish(h, self.conv_out(g, h, e))
 
 
-def _inputs(g: dgl.DGLGraph, node_feat: Tensor | None, edge_feat: Tensor | None) -> tuple[Tensor, Tensor]:
-    if node_feat is None:
-        node_feat = constant_node_feat(g)
-    if edge_feat is None:
-        edge_feat = torch.zeros(g.num_edges(), dtype=torch.long, device=g.device)
-    return node_feat, edge_feat
+class _Encoders(GraphModel):
+    """Node encoder, shared edge encoder (``None`` without edge vocabulary or when ``use_edges`` is false), head."""
+
+    use_edges = True
+
+    def _build_io(self, c: MPNNConfig) -> None:
+        self.config = c
+        self.node_encoder = CategoricalEncoder(c.node_vocab, c.hidden_dim)
+        self.edge_encoder = (CategoricalEncoder(c.edge_vocab, c.hidden_dim)
+                             if self.use_edges and c.edge_vocab is not None else None)
+        self.head = _head(c)
+
+    def _blocks(self, c: MPNNConfig) -> nn.ModuleList:
+        return nn.ModuleList(GINEBlock(c.hidden_dim, self.edge_encoder is not None, c.activation, c.norm, c.dropout)
+                             for _ in range(c.num_layers))
+
+    def encode_inputs(self, g: dgl.DGLGraph, node_feat: Tensor | None,
+                      edge_feat: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """``(N, D)`` node and ``(E, D)`` edge embeddings (``None`` when edges are not used).  ``edge_feat=None``
+        with an edge vocabulary: every edge gets id 0."""
+        if node_feat is None:
+            node_feat = constant_node_feat(g)
+        x = self.node_encoder(node_feat)
+        e = None
+        if self.edge_encoder is not None:
+            if edge_feat is None:
+                edge_feat = torch.zeros(g.num_edges(), dtype=torch.long, device=g.device)
+            e = self.edge_encoder(edge_feat)
+        return x, e
 
 
 # ----------------------------------------------------------------------------------------------- MPNNs
 
 
 @register_arch("gine", MPNNConfig)
-class GINE(GraphModel):
-    """GINE (Hu et al. 2020): residual ``dgl.nn.GINEConv`` layers with per-layer bond encoders."""
-
-    use_edges = True
+class GINE(_Encoders):
+    """GINE (Hu et al. 2020): residual ``dgl.nn.GINEConv`` layers over encoded bond features."""
 
     def __init__(self, config: MPNNConfig):
         super().__init__()
-        self.config = c = config
-        self.node_encoder = CategoricalEncoder(c.node_feat_dims, c.hidden_dim)
-        edims = c.edge_feat_dims if self.use_edges else None
-        self.layers = nn.ModuleList(GINEBlock(c.hidden_dim, edims, c.norm, c.dropout, c.residual)
-                                    for _ in range(c.num_layers))
-        self.head = _head(c.hidden_dim, c.num_tasks)
+        self._build_io(config)
+        self.layers = self._blocks(config)
 
-    def node_input(self, g: dgl.DGLGraph, node_feat: Tensor) -> Tensor:
-        return self.node_encoder(node_feat)
+    def node_input(self, g: dgl.DGLGraph, x: Tensor) -> Tensor:
+        return x
 
     def node_embed(self, g: dgl.DGLGraph, node_feat: Tensor | None = None,
                    edge_feat: Tensor | None = None) -> Tensor:
-        node_feat, edge_feat = _inputs(g, node_feat, edge_feat)
-        h = self.node_input(g, node_feat)
+        x, e = self.encode_inputs(g, node_feat, edge_feat)
+        h = self.node_input(g, x)
         for layer in self.layers:
-            h = layer(g, h, edge_feat)
+            h = layer(g, h, e)
         return h
 
     def embed(self, g: dgl.DGLGraph, node_feat: Tensor | None = None, edge_feat: Tensor | None = None) -> Tensor:
@@ -244,9 +271,10 @@ class GIN(GINE):
 
 def rwse(g: dgl.DGLGraph, steps: int) -> Tensor:
     """Random-walk structural encoding ``(N, steps)``, float32, equal to ``dgl.random_walk_pe(g, steps)`` graph by
-    graph, computed for the whole batch at once on the padded transition matrices ``(B, n_max, n_max)``.
+    graph, computed for the whole batch at once on the padded transition matrices ``(B, n_max, n_max)``
+    (float64, one ``bmm`` per step; ``dgl.random_walk_pe`` on a batch would build one dense ``N x N`` matrix).
 
-    Like DGL: ``P = D_out^{-1} A`` with parallel edges counted, rows of sink nodes stay zero.
+    Like DGL: ``P = D_out^{-1} A`` with parallel edges counted; rows of sink nodes stay zero.
     """
     dev = g.device
     nn_ = g.batch_num_nodes()
@@ -271,55 +299,56 @@ def rwse(g: dgl.DGLGraph, steps: int) -> Tensor:
 
 @register_arch("gine-rwse", RWSEConfig)
 class GINERWSE(GINE):
-    """GINE with random-walk structural encodings added to the input node embedding."""
+    """GINE with an encoding of the random-walk structural encoding added to the input node embedding."""
 
     def __init__(self, config: RWSEConfig):
         super().__init__(config)
         k, d = config.rwse_steps, config.hidden_dim
         self.rwse_encoder = nn.Linear(k, d) if config.rwse_encoder == "linear" else \
-            nn.Sequential(nn.Linear(k, d), nn.ReLU(), nn.Linear(d, d))
+            nn.Sequential(nn.Linear(k, d), _act(config.activation), nn.Linear(d, d))
 
-    def node_input(self, g: dgl.DGLGraph, node_feat: Tensor) -> Tensor:
-        pe = rwse(g, self.config.rwse_steps).to(self.node_encoder.embeddings[0].weight.dtype)
-        return self.node_encoder(node_feat) + self.rwse_encoder(pe)
+    def node_input(self, g: dgl.DGLGraph, x: Tensor) -> Tensor:
+        return x + self.rwse_encoder(rwse(g, self.config.rwse_steps).to(x.dtype))
 
 
 # ----------------------------------------------------------------------------------------------- subgraph GNNs
 
 
-class _SubgraphGNN(GraphModel):
-    """Shared parts of DS-/DSS-GNN: bag construction, input encoding (plus a root-mark embedding), invariant
-    readout (nodes -> subgraphs -> per-subgraph MLP -> DeepSets aggregation over each graph's subgraphs)."""
+class _SubgraphGNN(_Encoders):
+    """Shared parts of DS-/DSS-GNN: bag construction, input encoding (plus a root-mark embedding for marking
+    policies), invariant readout (nodes -> subgraphs -> per-subgraph MLP -> DeepSets aggregation over each graph's
+    subgraphs)."""
 
     def __init__(self, config: SubgraphConfig):
         super().__init__()
-        self.config = c = config
-        d = c.hidden_dim
-        self.node_encoder = CategoricalEncoder(c.node_feat_dims, d)
-        self.mark_embedding = nn.Embedding(2, d) if MARKED[c.policy] else None
-        self.layers = nn.ModuleList(GINEBlock(d, c.edge_feat_dims, c.norm, c.dropout, c.residual)
-                                    for _ in range(c.num_layers))
-        self.subgraph_mlp = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, d))
-        self.head = _head(d, c.num_tasks)
+        self._build_io(config)
+        d = config.hidden_dim
+        self.mark_embedding = nn.Embedding(2, d) if MARKED[config.policy] else None
+        self.layers = self._blocks(config)
+        self.subgraph_mlp = nn.Sequential(nn.Linear(d, d), _act(config.activation), nn.Linear(d, d))
 
     def bag(self, g: dgl.DGLGraph) -> dgl.DGLGraph:
+        """The bag of subgraphs of ``g`` under the configured policy (:func:`dgl_hod.nn.subgraphs.subgraph_bag`)."""
         return subgraph_bag(g, self.config.policy, self.config.ego_radius)
 
-    def embed(self, g: dgl.DGLGraph, node_feat: Tensor | None = None, edge_feat: Tensor | None = None) -> Tensor:
-        c = self.config
-        node_feat, edge_feat = _inputs(g, node_feat, edge_feat)
+    def subgraph_embed(self, g: dgl.DGLGraph, node_feat: Tensor | None = None,
+                       edge_feat: Tensor | None = None) -> Tensor:
+        """Subgraph embeddings ``(N, D)``: row ``s`` is the subgraph rooted at node ``s`` of ``g``."""
+        x, e = self.encode_inputs(g, node_feat, edge_feat)
         bag = self.bag(g)
-        h = self.node_encoder(node_feat[bag.ndata["orig_node_id"]])
+        h = x[bag.ndata["orig_node_id"]]
         if self.mark_embedding is not None:
             h = h + self.mark_embedding(bag.ndata["is_root"])
-        h = self.message_passing(g, bag, h, edge_feat)
-        num_sub = g.num_nodes()
-        h_sub = _segment_reduce(bag.ndata["subgraph_id"], h, num_sub, c.readout)       # (S, D)
-        h_sub = self.subgraph_mlp(h_sub)
-        graph_of = torch.repeat_interleave(torch.arange(g.batch_size, device=g.device), g.batch_num_nodes())
-        return _segment_reduce(graph_of, h_sub, g.batch_size, c.subgraph_readout)       # (B, D)
+        e_bag = e[bag.edata["orig_edge_id"]] if e is not None else None
+        h = self.message_passing(g, bag, h, e, e_bag)
+        h_sub = _segment_reduce(bag.ndata["subgraph_id"], h, g.num_nodes(), self.config.readout)
+        return self.subgraph_mlp(h_sub)
 
-    def message_passing(self, g, bag, h, edge_feat):
+    def embed(self, g: dgl.DGLGraph, node_feat: Tensor | None = None, edge_feat: Tensor | None = None) -> Tensor:
+        h_sub = self.subgraph_embed(g, node_feat, edge_feat)
+        return _segment_reduce(subgraph_graph_id(g), h_sub, g.batch_size, self.config.subgraph_readout)
+
+    def message_passing(self, g, bag, h, e, e_bag):
         raise NotImplementedError
 
 
@@ -327,8 +356,7 @@ class _SubgraphGNN(GraphModel):
 class DSGNN(_SubgraphGNN):
     """DS-GNN (ESAN): a Siamese GINE over the bag of subgraphs, then DeepSets over subgraph embeddings."""
 
-    def message_passing(self, g, bag, h, edge_feat):
-        e_bag = edge_feat[bag.edata["orig_edge_id"]]
+    def message_passing(self, g, bag, h, e, e_bag):
         for layer in self.layers:
             h = layer(bag, h, e_bag)
         return h
@@ -341,15 +369,12 @@ class DSSGNN(_SubgraphGNN):
 
     def __init__(self, config: SubgraphConfig):
         super().__init__(config)
-        c = config
-        self.cross_layers = nn.ModuleList(GINEBlock(c.hidden_dim, c.edge_feat_dims, c.norm, c.dropout, c.residual)
-                                          for _ in range(c.num_layers))
+        self.cross_layers = self._blocks(config)
 
-    def message_passing(self, g, bag, h, edge_feat):
-        e_bag = edge_feat[bag.edata["orig_edge_id"]]
+    def message_passing(self, g, bag, h, e, e_bag):
         orig = bag.ndata["orig_node_id"]
         for layer, cross in zip(self.layers, self.cross_layers):
             agg = _segment_reduce(orig, h, g.num_nodes(), self.config.cross_aggregation)   # (N, D)
-            out = layer.conv_out(bag, h, e_bag) + cross.conv_out(g, agg, edge_feat)[orig]
+            out = layer.conv_out(bag, h, e_bag) + cross.conv_out(g, agg, e)[orig]
             h = layer.finish(h, out)
         return h
