@@ -126,25 +126,18 @@ def _loss_fn(info):
     return lambda pred, y: nn.functional.cross_entropy(pred, y.long().reshape(-1))
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, ds, batch_size: int = 128) -> dict[str, float]:
-    """The dataset's metric for ``model`` on ``ds`` (eval mode; restores the previous mode)."""
+    """The dataset's metric for ``model`` on ``ds`` (eval mode; restores the previous mode).  Predictions come from
+    :func:`dgl_hod.evaluation.predict`; for accuracy-judged sets the class is the argmax (or logit > 0)."""
     from .datasets import Evaluator
+    from .evaluation import predict
 
     evaluator = Evaluator(ds.name)
-    was_training = model.training
-    model.eval()
-    preds, ys = [], []
-    for start in range(0, len(ds), batch_size):
-        g, y = ds.batch(np.arange(start, min(start + batch_size, len(ds))))
-        preds.append(model(*_model_inputs(g)))
-        ys.append(y)
-    model.train(was_training)
-    pred, y = torch.cat(preds), torch.cat(ys)
+    y, pred = predict(model, ds, batch_size)
     if evaluator.eval_metric == "accuracy":
         pred = pred.argmax(1, keepdim=True) if pred.shape[1] > 1 else (pred > 0).long()
-        y = y.reshape(-1, 1)
-    return evaluator.eval({"y_true": y.reshape(len(y), -1), "y_pred": pred.reshape(len(pred), -1)})
+        y = y.reshape(-1, 1).long()
+    return evaluator.eval({"y_true": y, "y_pred": pred})
 
 
 def _rng_state() -> dict:
@@ -187,12 +180,13 @@ def _split(info, name: str):
         return None
 
 
-def train(arch: str, dataset: str, config: dict | None = None, out_dir: str | os.PathLike = "runs/run", *,
+def train(arch: str | None, dataset: str, config: dict | None = None, out_dir: str | os.PathLike = "runs/run", *,
           time_budget_s: float | None = None, epochs: int | None = None, batch_size: int = 32, lr: float = 1e-3,
           weight_decay: float = 1e-5, warmup_epochs: int = 1, min_lr_ratio: float = 0.0, grad_clip: float = 5.0,
           seed: int = 0, threads: int = 1, fold: int | None = None, resume: bool = False,
           max_train_graphs: int | None = None, max_eval_graphs: int | None = None, eval_batch_size: int = 128,
-          progress: bool = True, stop_after_epochs: int | None = None) -> dict:
+          progress: bool = True, log: bool = True, stop_after_epochs: int | None = None,
+          finetune: str | None = None, freeze: str | None = None) -> dict:
     """Train ``arch`` on ``dataset`` (see the module docstring); returns the record written to ``record.json``.
 
     Args:
@@ -200,8 +194,12 @@ def train(arch: str, dataset: str, config: dict | None = None, out_dir: str | os
         time_budget_s / epochs: at least one; with both, ``epochs`` is the plan and the budget a hard stop.
         max_train_graphs / max_eval_graphs: use only the first graphs of the (shuffled with ``seed``) train split /
             of val and test (smoke tests).
+        progress: tqdm bars; log: one line per epoch on stderr.
         stop_after_epochs: stop (checkpoint written, no final outputs) after this many epochs in this call;
             simulates a killed run in tests.
+        finetune: a zoo model name: start from its pretrained weights (``arch`` and ``config`` come from the zoo
+            entry; pass ``arch=None``); the head is re-initialised when the dataset's number of tasks differs.
+        freeze: with ``finetune``: ``"base"``, ``"encoder"``, ``"all-but-head"`` or parameter-name prefixes.
     """
     from tqdm.auto import tqdm
 
@@ -242,8 +240,24 @@ def train(arch: str, dataset: str, config: dict | None = None, out_dir: str | os
     torch.manual_seed(seed)
     np.random.seed(seed)
     random.seed(seed)
-    model, full_config = build_model(arch, dataset, config)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    finetuned_from = None
+    if finetune is not None:
+        from . import zoo as Z
+
+        entry = Z.model_info(finetune)
+        if arch not in (None, entry.arch):
+            raise ValueError(f"--finetune {finetune} is a {entry.arch!r} model, not {arch!r}")
+        arch = entry.arch
+        filled = _fill_config(arch, dataset, {})
+        model = Z.load_model(finetune, num_tasks=filled.get("num_tasks"), freeze=freeze)
+        model.train()
+        full_config = json.loads(json.dumps(dataclasses.asdict(model.config)))
+        finetuned_from = {"zoo_model": finetune, "freeze": freeze}
+    else:
+        if arch is None:
+            raise ValueError("give an architecture name (or finetune=ZOO_MODEL)")
+        model, full_config = build_model(arch, dataset, config)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
     loss_fn = _loss_fn(info)
     higher = HIGHER_IS_BETTER[info.metric]
     if time_budget_s is not None and epochs is None:
@@ -252,7 +266,8 @@ def train(arch: str, dataset: str, config: dict | None = None, out_dir: str | os
     run_args = {"arch": arch, "dataset": dataset, "config": full_config, "batch_size": batch_size, "lr": lr,
                 "weight_decay": weight_decay, "warmup_epochs": warmup_epochs, "min_lr_ratio": min_lr_ratio,
                 "grad_clip": grad_clip, "seed": seed, "fold": fold, "max_train_graphs": max_train_graphs,
-                "max_eval_graphs": max_eval_graphs, "epochs": epochs, "time_budget_s": time_budget_s}
+                "max_eval_graphs": max_eval_graphs, "epochs": epochs, "time_budget_s": time_budget_s,
+                "finetuned_from": finetuned_from}
 
     state = {"epoch": 0, "step": 0, "planned_epochs": epochs, "history": [], "best": None, "best_state": None,
              "elapsed_s": 0.0, "plan_rule": None, "sessions": []}
@@ -267,6 +282,9 @@ def train(arch: str, dataset: str, config: dict | None = None, out_dir: str | os
         opt.load_state_dict(ckpt["optimizer"])
         _set_rng_state(ckpt["rng"])
         state = ckpt["state"]
+        if epochs is not None and epochs != state["planned_epochs"]:  # extend/shorten the plan on resume
+            state["planned_epochs"] = epochs
+            state["plan_rule"] = f"epochs={epochs} given on resume (the cosine is stretched from there)"
     elif ckpt_path.exists() and not resume:
         raise FileExistsError(f"{ckpt_path} exists: pass resume=True (--resume) to continue that run, or use a "
                               f"new out_dir")
@@ -345,7 +363,7 @@ def train(arch: str, dataset: str, config: dict | None = None, out_dir: str | os
         state["elapsed_s"] = base_elapsed + (time.time() - session_start)
         save_checkpoint()
         epochs_this_call += 1
-        if progress:
+        if log:
             print(f"epoch {epoch + 1}/{state['planned_epochs']}: loss {entry['train_loss']:.4f} val {info.metric} "
                   f"{val:.4f} test {test:.4f} ({epoch_time:.1f} s)", file=sys.stderr, flush=True)
     return _finish(model, state, run_args, info, out, stop_reason, len(train_ds), len(val_ds), len(test_ds),
@@ -371,6 +389,7 @@ def _finish(model, state, run_args, info, out: Path, stop_reason, n_train, n_val
         "dataset": run_args["dataset"],
         "config": run_args["config"],
         "num_params": int(sum(p.numel() for p in model.parameters())),
+        "finetuned_from": run_args["finetuned_from"],
         "data": {"train_graphs": n_train, "val_graphs": n_val, "test_graphs": n_test, "val_split": val_name,
                  "fold": run_args["fold"]},
         "recipe": {
@@ -403,7 +422,9 @@ def _finish(model, state, run_args, info, out: Path, stop_reason, n_train, n_val
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dgl_hod.train", description=__doc__.split("\n\n")[0])
-    p.add_argument("arch")
+    p.add_argument("arch", nargs="?", default=None, help="architecture name (omit with --finetune)")
+    p.add_argument("--finetune", default=None, metavar="ZOO_MODEL", help="start from a pretrained zoo model")
+    p.add_argument("--freeze", default=None, help="with --finetune: base, encoder, all-but-head or prefixes")
     p.add_argument("--dataset", required=True)
     p.add_argument("--config", default="{}", help="JSON dict of architecture config keys")
     p.add_argument("--out", required=True)
@@ -423,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-eval-graphs", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
+    if a.arch is None and a.finetune is None:
+        p.error("give an architecture (e.g. hod-gnn) or --finetune ZOO_MODEL")
     try:
         config: dict[str, Any] = json.loads(a.config)
     except json.JSONDecodeError as exc:
@@ -431,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
                 batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, warmup_epochs=a.warmup_epochs,
                 min_lr_ratio=a.min_lr_ratio, grad_clip=a.grad_clip, seed=a.seed, threads=a.threads, fold=a.fold,
                 resume=a.resume, max_train_graphs=a.max_train_graphs, max_eval_graphs=a.max_eval_graphs,
-                progress=not a.no_progress)
+                progress=not a.no_progress, finetune=a.finetune, freeze=a.freeze)
     m = rec["metrics"]
     print(json.dumps({"best_epoch": m["best_epoch"], "best_val": m["best_val"], "test_at_best_val":
                       m["test_at_best_val"], "epochs_run": rec["recipe"]["epochs_run"],
