@@ -10,7 +10,7 @@ from dgl_hod import create_model
 from dgl_hod.datasets import load_dataset
 from dgl_hod.zoo import WeightsError, Zoo, ZooEntry, default_zoo, reference_output, save_weights, sha256_file
 
-TINY = dict(node_feat_dims=(28,), edge_feat_dims=(4,), num_tasks=1, hidden_dim=8, num_layers=2)
+TINY = dict(node_vocab=(28,), edge_vocab=(4,), num_tasks=1, hidden_dim=8, num_layers=2)
 
 
 def _entry(name, weights, sha, model, **kw):
