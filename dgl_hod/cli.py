@@ -8,6 +8,7 @@
     dgl-hod bench [--quick]                            # derivative-jet benchmark (benchmarks/bench_jets.py)
     dgl-hod expressivity [...]                         # expressivity suite (benchmarks/expressivity.py)
     dgl-hod demo                                       # the README's main job
+    dgl-hod package runs/NAME --name NAME              # finished training run -> zoo.yaml + models/
 """
 from __future__ import annotations
 
@@ -156,6 +157,13 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_package(args) -> int:
+    entry = Z.package_run(args.run_dir, args.name, notes=args.notes)
+    print(f"packaged {args.run_dir} as {entry.name}: {entry.weights} sha256 {entry.sha256[:12]}..., "
+          f"val {entry.metrics['val']['mean']}, test {entry.metrics['test']['mean']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dgl-hod", description="HOD-GNN model zoo on DGL")
     sub = p.add_subparsers(dest="command", required=True)
@@ -177,6 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("bench", help="derivative-jet benchmark", add_help=False)
     sub.add_parser("expressivity", help="expressivity suite", add_help=False)
     sub.add_parser("demo", help="the README's main job")
+    s = sub.add_parser("package", help="add a finished training run (runs/NAME) to zoo.yaml and models/")
+    s.add_argument("run_dir")
+    s.add_argument("--name", required=True)
+    s.add_argument("--notes", default="")
     return p
 
 
@@ -184,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    simple = {"list": cmd_list, "info": cmd_info, "eval": cmd_eval, "demo": cmd_demo}
+    simple = {"list": cmd_list, "info": cmd_info, "eval": cmd_eval, "demo": cmd_demo, "package": cmd_package}
     if args.command in simple:
         if extra:
             parser.error(f"unrecognised arguments: {' '.join(extra)}")

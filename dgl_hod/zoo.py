@@ -279,6 +279,91 @@ def reference_output(model: nn.Module, dataset: str, split: str, indices: Sequen
     return out.detach().to(torch.float32)
 
 
+PAPERS = {
+    "hod-gnn": "Eitan et al., On The Expressive Power of GNN Derivatives, ICLR 2026",
+    "gin": "Xu et al., How Powerful are Graph Neural Networks?, ICLR 2019",
+    "gine": "Hu et al., Strategies for Pre-training Graph Neural Networks, ICLR 2020 (GINE)",
+    "gine-rwse": "Dwivedi et al., Graph Neural Networks with Learnable Structural and Positional Representations, "
+                 "ICLR 2022 (RWSE) on GINE",
+    "ds-gnn": "Bevilacqua et al., Equivariant Subgraph Aggregation Networks, ICLR 2022 (DS-GNN)",
+    "dss-gnn": "Bevilacqua et al., Equivariant Subgraph Aggregation Networks, ICLR 2022 (DSS-GNN)",
+}
+REFERENCE_INDICES = list(range(8))
+
+
+def package_run(run_dir: str | os.PathLike, name: str, zoo: Zoo | None = None, tolerance: float = 1e-4,
+                notes: str = "", require_full_train: bool = True) -> ZooEntry:
+    """Turn a finished training run (``record.json`` + ``best.safetensors`` of :mod:`dgl_hod.train`) into a zoo entry.
+
+    The weights are loaded strictly into a freshly built model, written to ``models/NAME.safetensors`` (float32),
+    and the recorded val/test metrics are recomputed from that file: packaging refuses if they differ by more
+    than ``tolerance``.  Nothing in the entry is typed by hand.
+    """
+    import dataclasses as dc
+    import json
+
+    from .archs import make_config
+    from .datasets import get_info
+    from .evaluation import evaluate
+
+    zoo = zoo or default_zoo()
+    run = Path(run_dir)
+    record = json.loads((run / "record.json").read_text())
+    if require_full_train and record["data"].get("train_graphs") != get_info(
+            record["dataset"]).splits.get("train"):
+        raise ValueError(f"{run}: trained on {record['data'].get('train_graphs')} graphs, not the full train split")
+    config = dc.asdict(make_config(record["arch"], **record["config"]))
+    model = create_model(record["arch"], **config)
+    model.load_state_dict(load_file(str(run / record.get("weights", "best.safetensors"))), strict=True)
+    model.eval()
+    metrics_rec = record["metrics"]
+    metric = metrics_rec["metric"]
+    val_split = record["data"].get("val_split", "val")
+    measured = {"val": evaluate(model, record["dataset"], val_split)[metric],
+                "test": evaluate(model, record["dataset"], "test")[metric]}
+    for split, key in (("val", "best_val"), ("test", "test_at_best_val")):
+        if abs(measured[split] - metrics_rec[key]) > tolerance:
+            raise ValueError(f"{run}: recomputed {split} {metric} {measured[split]:.6f} differs from the recorded "
+                             f"{metrics_rec[key]:.6f} by more than {tolerance}")
+    weights_rel = f"models/{name}.safetensors"
+    sha = save_weights(model, zoo.models_dir / f"{name}.safetensors")
+    recipe = dict(record["recipe"])
+    timing = record["timing"]
+    recipe.update(wall_time_s=round(timing["wall_time_s"], 1),
+                  seconds_per_epoch=round(timing["time_per_epoch_s_mean"], 2), machine=timing["machine"],
+                  best_epoch=metrics_rec["best_epoch"], finished=record.get("finished"),
+                  command=(f"python -m dgl_hod.train {record['arch']} --dataset {record['dataset']} --config "
+                           f"'{json.dumps(record['config'], separators=(',', ':'))}' --seed {recipe.get('seed', 0)} "
+                           f"--batch-size {recipe.get('batch_size')} --lr {recipe.get('lr')} --threads "
+                           f"{recipe.get('threads')}" + (f" --time-budget {recipe['time_budget_s']:g}"
+                                                          if recipe.get("time_budget_s") else "")
+                           + f" --out runs/{name}"))
+    seeds = [recipe.get("seed", 0)]
+    info = get_info(record["dataset"])
+    ref = reference_output(model, record["dataset"], "test", REFERENCE_INDICES)
+    entry = ZooEntry(
+        name=name, arch=record["arch"], config=_plain(config), dataset=record["dataset"], task=info.task_type,
+        num_tasks=int(config.get("num_tasks", info.num_tasks)), weights=weights_rel, sha256=sha,
+        num_params=sum(p.numel() for p in model.parameters()),
+        metrics={split: {"metric": metric, "mean": round(float(measured[split]), 6), "std": None,
+                         "num_seeds": len(seeds), "seeds": seeds} for split in ("val", "test")},
+        recipe=_plain(recipe), head=("head.",), license="MIT", paper=PAPERS.get(record["arch"], ""),
+        reference={"split": "test", "indices": REFERENCE_INDICES,
+                   "output": [[round(float(v), 6) for v in row] for row in ref.tolist()]},
+        notes=notes)
+    zoo.write_entry(entry)
+    return entry
+
+
+def _plain(obj: Any) -> Any:
+    """Tuples -> lists, recursively (for YAML)."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
 _DEFAULT: Zoo | None = None
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -146,3 +147,29 @@ def test_zoo_entry(name):
     assert ref, f"{name}: no reference output"
     got = reference_output(model, entry.dataset, ref["split"], ref["indices"])
     assert torch.allclose(got, torch.tensor(ref["output"]), atol=1e-5, rtol=1e-5)
+
+
+def test_package_run_and_cli_eval(tmp_path, monkeypatch, capsys):
+    """train (tiny, 1 epoch) -> package (re-evaluated from the written file) -> load -> CLI eval reproduces it."""
+    from dgl_hod import cli
+    from dgl_hod.train import train
+    from dgl_hod.zoo import package_run
+
+    run = tmp_path / "run"
+    train("gine", "zinc12k", {"hidden_dim": 8, "num_layers": 2}, run, epochs=1, max_train_graphs=64,
+          max_eval_graphs=None, progress=False)
+    zoo = Zoo(tmp_path / "zoo.yaml", tmp_path / "models")
+    with pytest.raises(ValueError, match="not the full train split"):
+        package_run(run, "tiny-zinc", zoo)
+    entry = package_run(run, "tiny-zinc", zoo, require_full_train=False)
+    assert entry.sha256 == sha256_file(tmp_path / "models" / "tiny-zinc.safetensors")
+    assert entry.metrics["test"]["num_seeds"] == 1 and entry.recipe["epochs_run"] == 1
+    monkeypatch.setenv("DGL_HOD_ZOO", str(tmp_path / "zoo.yaml"))
+    monkeypatch.setenv("DGL_HOD_MODELS", str(tmp_path / "models"))
+    assert cli.main(["eval", "tiny-zinc", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["abs_diff"] < 1e-4
+    assert cli.main(["list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["name"] == "tiny-zinc"
+    assert cli.main(["info", "nope"]) == 2
+    assert "unknown model 'nope'" in capsys.readouterr().err
