@@ -53,7 +53,7 @@ class HODGNNConfig:
         base_aggregation: ``"sum"`` or ``"mean"``.
         base_init: ``"default"`` or ``"rwse"`` (see :class:`~dgl_hod.nn.base_mpnn.BaseMPNN`).
         jet_mode: ``"dense"`` (molecules) or ``"sparse"`` (big graphs).
-        jet_norm: ``"asinh"``, ``"rms"`` or ``"none"`` (:mod:`dgl_hod.nn.derivative_encoders`).
+        jet_norm: ``"rms"`` (default), ``"asinh"`` or ``"none"`` (:mod:`dgl_hod.nn.derivative_encoders`).
         encoder_hidden_dim: width of the derivative encoders' ``phi`` MLPs (default ``hidden_dim``).
         global_pool: global term in the order-1 encoder.
         downstream_layers: layers of the downstream GNN.
@@ -74,7 +74,7 @@ class HODGNNConfig:
     base_aggregation: str = "sum"
     base_init: str = "default"
     jet_mode: str = "dense"
-    jet_norm: str = "asinh"
+    jet_norm: str = "rms"
     encoder_hidden_dim: int | None = None
     global_pool: bool = True
     downstream_layers: int = 4

@@ -19,12 +19,16 @@ pair to separate always has equal sizes here; graph size itself enters through t
 
 **Jet normalisation** (:func:`normalize_jets`), per graph with no coupling between the graphs of a batch:
 
-* ``"asinh"`` (default): :math:`\tilde D = \operatorname{asinh}(D)` entry-wise, a signed logarithm
-  (:math:`\approx D` near 0, :math:`\approx \operatorname{sign}(D)\log 2|D|` for large values); it tames the
-  exponential growth of jets with depth and sum aggregation.
-* ``"rms"``: divide by the per-graph, per-channel root mean square over all ``n^{k+1}`` entries of the graph
-  (zeros outside the receptive field included), :math:`s_{g,c} = \sqrt{\sum D^2 / n^{k+1} + 10^{-12}}`, then
-  asinh: scale-free across depths and graphs.
+* ``"rms"`` (default): divide by the per-graph, per-channel root mean square over all ``n^{k+1}`` entries of the
+  graph (zeros outside the receptive field included), :math:`s_{g,c} = \sqrt{\sum D^2 / n^{k+1} + 10^{-20}}`,
+  then asinh.  Scale-free: jets shrink or grow geometrically with depth (at initialisation the order-1 RMS falls
+  from ~1e-3 at depth 3 to ~1e-5 at depth 6 in a small featureless model), and without rescaling the ``phi`` MLPs
+  work in their linear regime, where a mean over ``u`` of a linear map of ``D1[v, u]`` is a derivative along the
+  all-ones direction -- 1-WL information.  Measured on decalin vs bicyclopentyl (depth 4, random init): relative
+  embedding difference 5e-3 with ``"rms"``, 4e-12 with ``"asinh"``.  The scale is a per-graph statistic, so a
+  graph's features never depend on the other graphs of its batch.
+* ``"asinh"``: :math:`\tilde D = \operatorname{asinh}(D)` entry-wise, a signed logarithm (:math:`\approx D`
+  near 0, :math:`\approx \operatorname{sign}(D)\log 2|D|` for large values): only tames large values.
 * ``"none"``.
 """
 from __future__ import annotations
@@ -39,7 +43,7 @@ from .base_mpnn import GraphJets
 __all__ = ["JetRows", "jet_rows", "normalize_jets", "ZeroMLP", "Order1Encoder", "Order2Encoder", "Order3Encoder",
            "DerivativeEncoder", "JET_NORMS"]
 
-JET_NORMS = ("asinh", "rms", "none")
+JET_NORMS = ("rms", "asinh", "none")
 
 
 @dataclass
@@ -115,7 +119,7 @@ def normalize_jets(rows: JetRows, norm: str) -> JetRows:
         k = rows.order
         ss = _segment_sum(x * x, rows.graph, len(rows.graph_sizes))
         denom = rows.graph_sizes.to(x.dtype).pow(k + 1).unsqueeze(1)
-        scale = torch.sqrt(ss / denom + 1e-12)
+        scale = torch.sqrt(ss / denom + 1e-20)
         x = torch.asinh(x / scale[rows.graph])
     elif norm == "asinh":
         x = torch.asinh(x)
@@ -282,14 +286,14 @@ class DerivativeEncoder(nn.Module):
         hidden_dim: width of the ``phi`` MLPs.
         out_dim: output channels per order (total ``K * out_dim``).
         activation: activation of the ``phi`` MLPs.
-        jet_norm: ``"asinh"``, ``"rms"`` or ``"none"`` (module docstring).
+        jet_norm: ``"rms"``, ``"asinh"`` or ``"none"`` (module docstring).
         global_pool: add the global term to the order-1 encoder.
 
     Shapes: :class:`~dgl_hod.nn.base_mpnn.GraphJets` of order ``>= K`` -> ``(N, K * out_dim)``.
     """
 
     def __init__(self, order: int, in_dim: int, hidden_dim: int, out_dim: int, activation: str = "silu",
-                 jet_norm: str = "asinh", global_pool: bool = True):
+                 jet_norm: str = "rms", global_pool: bool = True):
         super().__init__()
         if jet_norm not in JET_NORMS:
             raise ValueError(f"jet_norm must be one of {JET_NORMS}, got {jet_norm!r}")
