@@ -55,6 +55,13 @@ def cmd_list(args) -> int:
                      "weights": "yes" if zoo.weights_path(e).exists() else "missing"})
     if args.json:
         print(json.dumps(rows, indent=2))
+    elif args.markdown:
+        print("| model | arch | params | val | test | epochs | s/epoch | budget (s) |")
+        print("|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            rec = zoo.model_info(r["name"]).recipe
+            print(f"| `{r['name']}` | {r['arch']} | {r['params']:,} | {r['val']} | {r['test']} | "
+                  f"{rec.get('epochs_run', '')} | {rec.get('seconds_per_epoch', '')} | {rec.get('time_budget_s', '')} |")
     else:
         _print_table(rows, ["name", "arch", "dataset", "params", "val", "test", "weights"])
     return 0
@@ -170,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("list", help="list zoo models")
     s.add_argument("pattern", nargs="?", default="*")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--markdown", action="store_true", help="a README table")
     s = sub.add_parser("info", help="show a zoo entry")
     s.add_argument("name")
     s.add_argument("--json", action="store_true")
