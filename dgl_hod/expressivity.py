@@ -92,7 +92,7 @@ def pair_distinguished(model: nn.Module, g1: dgl.DGLGraph, g2: dgl.DGLGraph, dat
 def expressivity_counts(model_or_factory: nn.Module | Callable[[str], nn.Module],
                         sets: Iterable[str] = SETS, num_perms: int = 4, tau: float = 10.0, rho: float = 1e-12,
                         seed: int = 0, dtype: torch.dtype = torch.float64, max_pairs: int | None = None,
-                        progress: bool = False) -> dict:
+                        time_limit_s: float | None = None, progress: bool = False) -> dict:
     """Count the pairs of each expressivity set that a model distinguishes (module docstring).
 
     Args:
@@ -102,6 +102,8 @@ def expressivity_counts(model_or_factory: nn.Module | Callable[[str], nn.Module]
         num_perms: random relabelings per graph (``K``).
         tau, rho: spread multiple and relative floor of the test.
         max_pairs: evaluate only the first pairs of each set (quick runs; the totals then say so).
+        time_limit_s: per set, stop starting new pairs after this many seconds (``evaluated`` says how many were
+            done; pairs are taken in the set's order, so a cut-off BREC run covers its first categories only).
 
     Returns: ``{set: {"distinguished", "total", "evaluated", "skipped", "seconds", ...}, "protocol": {...}}``;
     ``csl`` adds ``classes_separated`` (out of 10), ``brec`` adds ``per_category``.
@@ -129,6 +131,8 @@ def expressivity_counts(model_or_factory: nn.Module | Callable[[str], nn.Module]
 
             iterator = tqdm(iterator, desc=name, leave=False)
         for k in iterator:
+            if time_limit_s is not None and time.time() - t0 > time_limit_s:
+                break
             g1, g2, meta = pairs[k]
             cat = meta.get("category")
             try:
@@ -142,19 +146,25 @@ def expressivity_counts(model_or_factory: nn.Module | Callable[[str], nn.Module]
                 cat_total[cat] += 1
                 cat_hit[cat] += int(bool(hit))
                 cat_skip[cat] += int(hit is None)
-        out = {"distinguished": sum(bool(h) for _, h in hits), "total": len(pairs), "evaluated": n,
+        out = {"distinguished": sum(bool(h) for _, h in hits), "total": len(pairs), "evaluated": len(hits),
                "skipped": skipped, "seconds": time.time() - t0}
-        if name == "csl":
+        if name == "csl":  # a class counts once all its 9 pairs were evaluated and distinguished
             sep = np.ones(10, dtype=bool)
+            seen = np.zeros(10, dtype=int)
             for meta, hit in hits:
+                a, b = meta["classes"]
+                seen[a] += 1
+                seen[b] += 1
                 if not hit:
-                    a, b = meta["classes"]
                     sep[a] = sep[b] = False
+            sep &= seen == 9
             out["classes_separated"] = int(sep.sum())
             out["classes_total"] = 10
         if name == "brec":
-            out["per_category"] = {c: {"distinguished": cat_hit[c], "total": cat_total[c], "skipped": cat_skip[c]}
-                                   for c in cat_total}
+            cats = pairs.dataset.info.options["categories"]
+            full = np.bincount(pairs.dataset.extras["category"][::2], minlength=len(cats))
+            out["per_category"] = {c: {"distinguished": cat_hit[c], "evaluated": cat_total[c],
+                                       "total": int(full[i]), "skipped": cat_skip[c]} for i, c in enumerate(cats)}
         results[name] = out
     return results
 
@@ -180,11 +190,13 @@ def format_table(rows: dict[str, dict]) -> str:
         brec = res.get("brec")
         cat_cells = []
         for c in cats:
-            if brec is None or c not in brec["per_category"]:
+            if brec is None or c not in brec["per_category"] or not brec["per_category"][c]["evaluated"]:
                 cat_cells.append("–")
             else:
                 pc = brec["per_category"][c]
                 s = f"{pc['distinguished']}/{pc['total']}"
+                if pc["evaluated"] < pc["total"]:
+                    s += f" (of {pc['evaluated']} run)"
                 cat_cells.append(s + (f" ({pc['skipped']} skipped)" if pc["skipped"] else ""))
         seconds = sum(r["seconds"] for k, r in res.items() if k != "protocol")
         lines.append("| " + " | ".join([label, cell("exp"), cell("csl", "classes_separated"), cell("sr25")]
