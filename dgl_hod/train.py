@@ -298,7 +298,7 @@ def train(arch: str | None, dataset: str, config: dict | None = None, out_dir: s
         _atomic_write_bytes(ckpt_path, lambda f: torch.save(ckpt, f))
 
     def elapsed() -> float:
-        return state["elapsed_s"] + (time.time() - session_start)
+        return base_elapsed + (time.time() - session_start)  # state["elapsed_s"] already holds this session's time
 
     base_elapsed = state["elapsed_s"]
     stop_reason = None
