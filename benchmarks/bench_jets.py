@@ -99,7 +99,23 @@ def _measure(fn, repeats: int):
     return statistics.median(times), out
 
 
+def _exit_with_parent() -> None:
+    """Measurement children must not outlive a killed benchmark (they can hold GBs for many minutes)."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch():
+        while True:
+            time.sleep(1)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _worker(task: dict, queue) -> None:
+    _exit_with_parent()
     torch.set_num_threads(task["threads"])
     from dgl_hod import BaseMPNN
     from dgl_hod.reference import reference_jets
