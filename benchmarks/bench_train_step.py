@@ -38,8 +38,11 @@ def _rss_bytes() -> int:
 
 def _worker(task: dict, queue) -> None:
     try:
-        torch.set_num_threads(task["threads"])
         import numpy as np
+
+        from dgl_hod.train import set_threads
+
+        set_threads(task["threads"])
 
         from dgl_hod import create_model
         from dgl_hod.datasets import load_dataset

@@ -57,9 +57,10 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--name", default="expressivity", help="output file stem")
     a = p.parse_args(argv)
-    torch.set_num_threads(a.threads)
     from dgl_hod.expressivity import expressivity_counts, format_table, model_factory
-    from dgl_hod.train import machine_string
+    from dgl_hod.train import machine_string, set_threads
+
+    set_threads(a.threads)
 
     models = dict(parse_model(s) for s in a.model) if a.model else DEFAULT_MODELS
     results = {}

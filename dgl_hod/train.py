@@ -47,7 +47,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-__all__ = ["train", "CheckpointError", "evaluate", "build_model", "machine_string", "lr_factor", "main"]
+__all__ = ["train", "CheckpointError", "evaluate", "build_model", "machine_string", "lr_factor", "set_threads",
+           "main"]
 
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_VERSION = 1
@@ -73,6 +74,15 @@ def machine_string() -> str:
 
     return (f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}, "
             f"python {platform.python_version()}, torch {torch.__version__}, dgl {dgl.__version__}")
+
+
+def set_threads(threads: int) -> None:
+    """Use ``threads`` threads in torch *and* in DGL's own OpenMP kernels (message passing), which otherwise use
+    every core whatever ``torch.set_num_threads`` says."""
+    import dgl.utils
+
+    torch.set_num_threads(threads)
+    dgl.utils.set_num_threads(threads)
 
 
 def lr_factor(step: int, warmup_steps: int, total_steps: int, min_ratio: float = 0.0) -> float:
@@ -215,7 +225,7 @@ def train(arch: str | None, dataset: str, config: dict | None = None, out_dir: s
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / CHECKPOINT
-    torch.set_num_threads(threads)
+    set_threads(threads)
     info = get_info(dataset)
     if info.metric not in HIGHER_IS_BETTER:
         raise ValueError(f"{dataset} is judged by {info.metric!r}, not a training metric; "
