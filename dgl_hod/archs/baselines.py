@@ -273,6 +273,9 @@ def rwse(g: dgl.DGLGraph, steps: int) -> Tensor:
     """Random-walk structural encoding ``(N, steps)``, float32, equal to ``dgl.random_walk_pe(g, steps)`` graph by
     graph, computed for the whole batch at once on the padded transition matrices ``(B, n_max, n_max)``
     (float64, one ``bmm`` per step; ``dgl.random_walk_pe`` on a batch would build one dense ``N x N`` matrix).
+    Measured for 16 steps on 32 / 128 ZINC graphs (1 thread, busy 2-core machine): 8 / 38 ms, against 51 / 219 ms
+    for ``dgl.random_walk_pe`` graph by graph and 0.44 / 19.8 s on the batched graph.  Not cached: training batches
+    are reshuffled every epoch, so a per-batch cache would rarely hit.
 
     Like DGL: ``P = D_out^{-1} A`` with parallel edges counted; rows of sink nodes stay zero.
     """
