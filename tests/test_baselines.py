@@ -301,3 +301,28 @@ def test_hod1_and_node_marked_ds_agree_on_pairs():
     counts = {name: sum(v[0] for (n, _), v in verdicts.items() if n == name) for name in ("exp", "csl", "sr25")}
     assert counts == {"exp": 10, "csl": 15, "sr25": 0}
     assert not any(v[2] for v in verdicts.values())
+
+
+def test_brec_pairs_node_marking_separates_but_derivatives_do_not():
+    """The difference found between 1-HOD-GNN and node-marked DS-GNN on BREC (random init, float64): on pairs 4, 24
+    (basic) and 64, 89 (regular), 10-node graphs, DS-GNN separates (relative difference ~1e-4) while HOD-GNN ties
+    to round-off (~1e-16) -- at order 1 and at order 2, for every seed and depth tried.  Reason (featureless
+    inputs): at eps = 0 every activation derivative depends only on the node's 1-WL colour, so D1[v, u] is a
+    colour-weighted count of the walks from u to v (for regular graphs a polynomial in A), and the pairs have equal
+    walk statistics; a finite mark instead goes through the nonlinearities (subgraph 1-WL)."""
+    if "hod-gnn" not in list_archs():
+        pytest.skip("hod-gnn not registered yet")
+    from dgl_hod.datasets import expressivity_pairs
+    pairs = expressivity_pairs("brec")
+    torch.manual_seed(0)
+    ds = create_model("ds-gnn", node_vocab=(1,), edge_vocab=None, policy="node_marked", norm="none", hidden_dim=32,
+                      num_layers=4).double().eval()
+    hods = [create_model("hod-gnn", node_vocab=(1,), edge_vocab=None, order=k, hidden_dim=32, base_hidden_dim=16,
+                         base_layers=4, downstream_layers=2, downstream_norm="none", jet_norm="rms").double().eval()
+            for k in (1, 2)]
+    for k in (4, 24, 64, 89):
+        g1, g2, meta = pairs[k]
+        assert meta["category"] in ("basic", "regular") and g1.num_nodes() == 10
+        assert separation(ds, g1, g2) > 1e-6
+        for hod in hods:
+            assert separation(hod, g1, g2) < 1e-12
