@@ -111,6 +111,7 @@ def save_weights(model: nn.Module, path: str | os.PathLike) -> str:
                for k, v in model.state_dict().items()}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     save_file(tensors, str(tmp))
+    os.chmod(tmp, 0o644)  # weights are shared files, not secrets
     os.replace(tmp, path)
     return sha256_file(path)
 
