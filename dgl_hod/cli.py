@@ -156,8 +156,8 @@ def cmd_demo(args) -> int:
     for n in names:
         e = zoo.model_info(n)
         r = e.recipe
-        rows.append({"model": n, "params": f"{e.num_params:,}", "val MAE": _metric_summary(e, "val"),
-                     "test MAE": _metric_summary(e, "test"),
+        rows.append({"model": n, "params": f"{e.num_params:,}", "val MAE": f"{e.metrics['val']['mean']:.4f}",
+                     "test MAE": f"{e.metrics['test']['mean']:.4f}",
                      "s/epoch": f"{r.get('seconds_per_epoch', float('nan')):.0f}",
                      "epochs": r.get("epochs_run", ""), "budget": r.get("time_budget_s", "")})
     _print_table(rows, list(rows[0]))
