@@ -35,9 +35,9 @@ DEFAULT_MODELS = {
 
 
 def parse_model(spec: str) -> tuple[str, tuple[str, dict]]:
-    """``LABEL=ARCH:JSON`` (or ``ARCH:JSON``, or ``ARCH``)."""
-    label, _, rest = spec.partition("=") if "=" in spec.split(":", 1)[0] else ("", "", spec)
-    arch, _, cfg = rest.partition(":")
+    """``LABEL=ARCH:JSON`` (or ``ARCH:JSON``, or ``ARCH``); the label may itself contain ``=`` (``k1 T=4=...``)."""
+    head, _, cfg = spec.partition(":")
+    label, _, arch = head.rpartition("=")
     config = json.loads(cfg) if cfg else {}
     return label or f"{arch} {cfg}".strip(), (arch, config)
 
