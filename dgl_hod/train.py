@@ -376,6 +376,7 @@ def train(arch: str | None, dataset: str, config: dict | None = None, out_dir: s
         if log:
             print(f"epoch {epoch + 1}/{state['planned_epochs']}: loss {entry['train_loss']:.4f} val {info.metric} "
                   f"{val:.4f} test {test:.4f} ({epoch_time:.1f} s)", file=sys.stderr, flush=True)
+    state["elapsed_s"] = elapsed()  # wall time of the whole run, checkpoint writes included
     return _finish(model, state, run_args, info, out, stop_reason, len(train_ds), len(val_ds), len(test_ds),
                    val_name, threads, steps_per_epoch)
 
