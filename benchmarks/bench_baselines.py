@@ -12,8 +12,8 @@ backward, AdamW step.  Each model runs in its own fresh subprocess (``spawn``) o
 i.e. the extra memory the training step needs at its peak, activations and autograd graph included.  Times are the
 median over the measured steps, after one warm-up step.
 
-    python benchmarks/bench_baselines.py                  # batch 128, D=64: writes benchmarks/results/baselines.*
-    python benchmarks/bench_baselines.py --batch-size 32 --steps 5
+    python benchmarks/bench_baselines.py --batch-size 32 --steps 5   # the README table (benchmarks/results/)
+    python benchmarks/bench_baselines.py --batch-size 128 --steps 3 --only gine --only "hod-gnn k1"
 """
 from __future__ import annotations
 
@@ -120,16 +120,17 @@ def run_task(task: dict) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=5, help="measured steps (after one warm-up step)")
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--only", default=None, help="comma-separated labels to run (default: all)")
+    parser.add_argument("--only", action="append", default=None, metavar="LABEL",
+                        help="run only this model label (repeatable; default: all)")
     parser.add_argument("--out", type=Path, default=None, help="where to write baselines.{md,json} (default results/)")
     args = parser.parse_args(argv)
 
     rows = []
-    only = set(args.only.split(",")) if args.only else None
+    only = set(args.only) if args.only else None
     for label, arch, config in configs(args.hidden):
         if only and label not in only:
             continue

@@ -31,7 +31,7 @@ e.g. ``node_deleted`` on a one-node graph).  Its fields:
 Construction is vectorised over the whole batch (no Python loop over nodes or graphs): candidate (root, node) and
 (root, edge) pairs are enumerated with ``repeat_interleave``; ego-net membership comes from ``radius`` boolean
 matrix products on the padded per-graph adjacency ``(B, n_max, n_max)``.  Bags are not cached: for 32-graph ZINC
-batches building one takes 14-23 ms, 2-9% of a DS-/DSS-GNN training step (``benchmarks/bench_baselines.py``), and
+batches building one takes about 5 ms, 2-8% of a DS-/DSS-GNN training step (``benchmarks/bench_baselines.py``), and
 shuffled mini-batches would rarely hit a per-batch cache.
 """
 from __future__ import annotations
