@@ -224,7 +224,7 @@ def main(argv=None) -> int:
 
     machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, dgl {dgl.__version__}, " \
               f"{args.threads} threads"
-    cmd = "python benchmarks/bench_jets.py" + (" --quick" if quick else "")
+    cmd = " ".join(["python benchmarks/bench_jets.py", *(argv if argv is not None else sys.argv[1:])])
     md = [f"Command: `{cmd}` ({machine}). Float32, inference, hidden {args.hidden}, GINE, SiLU.", "",
           f"**A. {num_graphs} molecule-like graphs (9-37 nodes), dense jets vs torch.func per graph**", "",
           "| depth | order | dgl-hod (s) | torch.func (s) | speed-up | dgl-hod peak (MiB) | torch.func peak (MiB) "
