@@ -7,7 +7,7 @@ import dgl
 import torch
 from torch import Tensor, nn
 
-__all__ = ["GraphModel", "constant_node_feat", "readout"]
+__all__ = ["ConfigChecks", "GraphModel", "constant_node_feat", "readout"]
 
 READOUTS = ("sum", "mean")
 
@@ -24,6 +24,49 @@ def readout(g: dgl.DGLGraph, h: Tensor, op: str) -> Tensor:
 def constant_node_feat(g: dgl.DGLGraph) -> Tensor:
     """The constant-feature convention for featureless graphs: category id 0 for every node (vocab size 1)."""
     return torch.zeros(g.num_nodes(), dtype=torch.long, device=g.device)
+
+
+class ConfigChecks:
+    """Validation shared by the architecture config dataclasses (mixed into each of them).
+
+    ``error_prefix`` (a class attribute, e.g. ``"hod-gnn: "``) starts every message.
+    """
+
+    error_prefix = ""
+
+    def __post_init__(self):
+        # JSON round trips give lists: normalise the vocabularies to tuples
+        for name in ("node_vocab", "edge_vocab"):
+            if isinstance(getattr(self, name, None), list):
+                setattr(self, name, tuple(getattr(self, name)))
+
+    def _fail(self, message: str):
+        raise ValueError(f"{self.error_prefix}{message}")
+
+    def check_int(self, *names: str, minimum: int = 1) -> None:
+        for name in names:
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
+                self._fail(f"{name} must be an int >= {minimum}, got {v!r}")
+
+    def check_choices(self, checks) -> None:
+        for name, options in checks:
+            if getattr(self, name) not in options:
+                self._fail(f"{name} must be one of {tuple(options)}, got {getattr(self, name)!r}")
+
+    def check_vocabs(self) -> None:
+        """``node_vocab`` a non-empty tuple of positive ints; ``edge_vocab`` the same or ``None``."""
+        for name in ("node_vocab", "edge_vocab"):
+            vocab = getattr(self, name)
+            if vocab is None and name == "edge_vocab":
+                continue
+            if not isinstance(vocab, tuple) or not vocab or not all(isinstance(v, int) and v >= 1 for v in vocab):
+                self._fail(f"{name} must be a non-empty tuple of positive ints (vocabulary size per feature "
+                           f"column, e.g. get_info(name).node_feat_dims), got {vocab!r}")
+
+    def check_dropout(self) -> None:
+        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+            self._fail(f"dropout must be in [0, 1), got {self.dropout!r}")
 
 
 class GraphModel(nn.Module):

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from ..nn.encoders import CategoricalEncoder
 from ..nn.subgraphs import MARKED, POLICIES, subgraph_bag, subgraph_graph_id
-from .base import READOUTS, GraphModel, constant_node_feat, readout
+from .base import READOUTS, ConfigChecks, GraphModel, constant_node_feat, readout
 from .registry import register_arch
 
 __all__ = ["DSGNN", "DSSGNN", "GIN", "GINE", "GINERWSE", "rwse"]
@@ -50,7 +50,7 @@ ACTIVATIONS = ("silu", "relu")
 
 
 @dataclass
-class MPNNConfig:
+class MPNNConfig(ConfigChecks):
     """Config of ``gin`` / ``gine`` (key names and defaults as ``hod-gnn``'s where they mean the same thing).
 
     Args:
@@ -76,32 +76,11 @@ class MPNNConfig:
     readout: str = "sum"
     dropout: float = 0.0
 
-    def __post_init__(self):
-        # JSON round trips give lists: normalise to tuples
-        if isinstance(self.node_vocab, list):
-            self.node_vocab = tuple(self.node_vocab)
-        if isinstance(self.edge_vocab, list):
-            self.edge_vocab = tuple(self.edge_vocab)
-
-    def _pos_int(self, name: str, minimum: int = 1) -> None:
-        v = getattr(self, name)
-        if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
-            raise ValueError(f"{name} must be an int >= {minimum}, got {v!r}")
-
     def validate(self) -> None:
-        for name in ("num_tasks", "hidden_dim", "num_layers"):
-            self._pos_int(name)
-        for name, vocab in (("node_vocab", self.node_vocab), ("edge_vocab", self.edge_vocab)):
-            if vocab is None and name == "edge_vocab":
-                continue
-            if not isinstance(vocab, tuple) or not vocab or not all(isinstance(v, int) and v >= 1 for v in vocab):
-                raise ValueError(f"{name} must be a non-empty tuple of positive ints (vocabulary size per feature "
-                                 f"column, e.g. get_info(name).node_feat_dims), got {vocab!r}")
-        for name, options in (("activation", ACTIVATIONS), ("norm", NORMS), ("readout", READOUTS)):
-            if getattr(self, name) not in options:
-                raise ValueError(f"{name} must be one of {tuple(options)}, got {getattr(self, name)!r}")
-        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        self.check_int("num_tasks", "hidden_dim", "num_layers")
+        self.check_vocabs()
+        self.check_choices((("activation", ACTIVATIONS), ("norm", NORMS), ("readout", READOUTS)))
+        self.check_dropout()
 
 
 @dataclass
@@ -119,7 +98,7 @@ class RWSEConfig(MPNNConfig):
 
     def validate(self) -> None:
         super().validate()
-        self._pos_int("rwse_steps")
+        self.check_int("rwse_steps")
         if self.rwse_encoder not in ("linear", "mlp"):
             raise ValueError(f"rwse_encoder must be 'linear' or 'mlp', got {self.rwse_encoder!r}")
 
@@ -146,7 +125,7 @@ class SubgraphConfig(MPNNConfig):
         super().validate()
         if self.policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, got {self.policy!r}")
-        self._pos_int("ego_radius", 0)
+        self.check_int("ego_radius", minimum=0)
         if self.subgraph_readout not in READOUTS:
             raise ValueError(f"subgraph_readout must be one of {READOUTS}, got {self.subgraph_readout!r}")
         if self.cross_aggregation not in READOUTS:

@@ -30,14 +30,14 @@ from ..nn.base_mpnn import BaseMPNN, GraphJets
 from ..nn.derivative_encoders import JET_NORMS, DerivativeEncoder
 from ..nn.downstream import NORMS, DownstreamGNN
 from ..nn.encoders import CategoricalEncoder
-from .base import READOUTS, GraphModel, constant_node_feat, readout
+from .base import READOUTS, ConfigChecks, GraphModel, constant_node_feat, readout
 from .registry import register_arch
 
 __all__ = ["HODGNN", "HODGNNConfig"]
 
 
 @dataclass
-class HODGNNConfig:
+class HODGNNConfig(ConfigChecks):
     """Configuration of :class:`HODGNN` (all keys of ``create_model("hod-gnn", **config)``).
 
     Attributes:
@@ -82,44 +82,23 @@ class HODGNNConfig:
     readout: str = "sum"
     dropout: float = 0.0
 
-    def __post_init__(self):
-        # JSON round trips give lists: normalise to tuples
-        if isinstance(self.node_vocab, list):
-            self.node_vocab = tuple(self.node_vocab)
-        if isinstance(self.edge_vocab, list):
-            self.edge_vocab = tuple(self.edge_vocab)
+    error_prefix = "hod-gnn: "
 
     def validate(self) -> None:
-        def pos_int(name, minimum=1):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
-                raise ValueError(f"hod-gnn: {name} must be an int >= {minimum}, got {v!r}")
-
-        for name in ("num_tasks", "hidden_dim", "base_hidden_dim", "base_layers", "num_marks"):
-            pos_int(name)
-        pos_int("downstream_layers", 0)
+        self.check_int("num_tasks", "hidden_dim", "base_hidden_dim", "base_layers", "num_marks")
+        self.check_int("downstream_layers", minimum=0)
         if not isinstance(self.order, int) or isinstance(self.order, bool) or not 0 <= self.order <= J.MAX_ORDER:
-            raise ValueError(f"hod-gnn: order must be an int in 0..{J.MAX_ORDER} (0 = no derivatives), "
-                             f"got {self.order!r}")
+            self._fail(f"order must be an int in 0..{J.MAX_ORDER} (0 = no derivatives), got {self.order!r}")
         if self.encoder_hidden_dim is not None:
-            pos_int("encoder_hidden_dim")
-        for name, vocab in (("node_vocab", self.node_vocab), ("edge_vocab", self.edge_vocab)):
-            if vocab is None and name == "edge_vocab":
-                continue
-            if not isinstance(vocab, tuple) or not vocab or not all(isinstance(v, int) and v >= 1 for v in vocab):
-                raise ValueError(f"hod-gnn: {name} must be a non-empty tuple of positive ints (vocabulary size per "
-                                 f"feature column, e.g. get_info(name).node_feat_dims), got {vocab!r}")
-        checks = (("activation", J.ACTIVATIONS), ("base_aggregation", ("sum", "mean")),
-                  ("base_init", ("default", "rwse")), ("jet_mode", ("dense", "sparse")), ("jet_norm", JET_NORMS),
-                  ("downstream_norm", NORMS), ("readout", READOUTS))
-        for name, options in checks:
-            if getattr(self, name) not in options:
-                raise ValueError(f"hod-gnn: {name} must be one of {tuple(options)}, got {getattr(self, name)!r}")
+            self.check_int("encoder_hidden_dim")
+        self.check_vocabs()
+        self.check_choices((("activation", J.ACTIVATIONS), ("base_aggregation", ("sum", "mean")),
+                            ("base_init", ("default", "rwse")), ("jet_mode", ("dense", "sparse")),
+                            ("jet_norm", JET_NORMS), ("downstream_norm", NORMS), ("readout", READOUTS)))
         if self.activation in ("relu", "identity") and self.order >= 2 and self.base_init != "rwse":
-            raise ValueError(f"hod-gnn: activation {self.activation!r} has zero second derivative, so order "
-                             f"{self.order} jets would be identically zero; use a smooth activation such as 'silu'")
-        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"hod-gnn: dropout must be in [0, 1), got {self.dropout!r}")
+            self._fail(f"activation {self.activation!r} has zero second derivative, so order {self.order} jets "
+                       f"would be identically zero; use a smooth activation such as 'silu'")
+        self.check_dropout()
 
 
 @register_arch("hod-gnn", HODGNNConfig)
