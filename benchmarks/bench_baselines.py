@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import platform
-import resource
 import statistics
 import sys
 import time
@@ -31,6 +29,7 @@ from pathlib import Path
 os.environ.setdefault("DGLBACKEND", "pytorch")
 
 import dgl  # noqa: E402
+from _isolated import exit_with_parent, peak_bytes, rss_bytes, run_in_subprocess  # noqa: E402
 import torch  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -54,16 +53,12 @@ def configs(d: int) -> list[tuple[str, str, dict]]:
     ]
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _peak_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _worker(task: dict, queue) -> None:
+    exit_with_parent()
     torch.set_num_threads(task["threads"])
     torch.manual_seed(0)
     from dgl_hod import create_model
@@ -95,27 +90,15 @@ def _worker(task: dict, queue) -> None:
         opt.step()
         return time.perf_counter() - t0
 
-    rss0 = _rss_bytes()
+    rss0 = rss_bytes()
     step(*batches[0])  # warm-up; the peak below includes it (same work)
     times = [step(*b) for b in batches[1:]]
-    queue.put({**task, **extra, "seconds": statistics.median(times), "peak_bytes": _peak_bytes() - rss0,
+    queue.put({**task, **extra, "seconds": statistics.median(times), "peak_bytes": peak_bytes() - rss0,
                "params": model.num_parameters()})
 
 
 def run_task(task: dict) -> dict:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_worker, args=(task, queue))
-    proc.start()
-    while True:  # a child that dies (e.g. out of memory) must not hang the benchmark
-        try:
-            result = queue.get(timeout=5)
-            break
-        except Exception:  # queue.Empty
-            if not proc.is_alive():
-                raise RuntimeError(f"benchmark task {task['label']} died with exit code {proc.exitcode}") from None
-    proc.join()
-    return result
+    return run_in_subprocess(_worker, task)
 
 
 def main(argv=None) -> int:

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import platform
-import resource
 import statistics
 import sys
 import time
@@ -32,6 +30,7 @@ from pathlib import Path
 os.environ.setdefault("DGLBACKEND", "pytorch")
 
 import dgl  # noqa: E402
+from _isolated import exit_with_parent, peak_bytes, rss_bytes, run_in_subprocess  # noqa: E402
 import torch  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -80,13 +79,8 @@ def random_regular(n: int, seed: int) -> dgl.DGLGraph:
     return dgl.graph((torch.cat([src, dst]), torch.cat([dst, src])), num_nodes=n)
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _peak_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _measure(fn, repeats: int):
@@ -99,23 +93,10 @@ def _measure(fn, repeats: int):
     return statistics.median(times), out
 
 
-def _exit_with_parent() -> None:
-    """Measurement children must not outlive a killed benchmark (they can hold GBs for many minutes)."""
-    import threading
-
-    parent = os.getppid()
-
-    def watch():
-        while True:
-            time.sleep(1)
-            if os.getppid() != parent:
-                os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
 
 
 def _worker(task: dict, queue) -> None:
-    _exit_with_parent()
+    exit_with_parent()
     torch.set_num_threads(task["threads"])
     from dgl_hod import BaseMPNN
     from dgl_hod.reference import reference_jets
@@ -145,9 +126,9 @@ def _worker(task: dict, queue) -> None:
             return base.jets(g, x, order=1, mode="sparse")
         repeats = task["repeats"]
     with torch.no_grad():
-        rss0 = _rss_bytes()
+        rss0 = rss_bytes()
         seconds, out = _measure(run, repeats)
-        peak = _peak_bytes() - rss0
+        peak = peak_bytes() - rss0
         result = {**task, "seconds": seconds, "peak_bytes": peak}
         if task["part"] == "A" and task.get("compare_path"):
             # save per-graph blocks of a few graphs for the cross-check in the parent
@@ -159,19 +140,7 @@ def _worker(task: dict, queue) -> None:
 
 
 def run_task(task: dict) -> dict:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_worker, args=(task, queue))
-    proc.start()
-    while True:  # a child that dies (e.g. out of memory) must not hang the benchmark
-        try:
-            result = queue.get(timeout=5)
-            break
-        except Exception:  # queue.Empty
-            if not proc.is_alive():
-                raise RuntimeError(f"benchmark task {task} died with exit code {proc.exitcode}") from None
-    proc.join()
-    return result
+    return run_in_subprocess(_worker, task)
 
 
 def main(argv=None) -> int:

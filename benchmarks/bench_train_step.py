@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
-import resource
 import statistics
 import sys
 import time
@@ -26,17 +24,14 @@ from pathlib import Path
 os.environ.setdefault("DGLBACKEND", "pytorch")
 
 import torch  # noqa: E402
+from _isolated import exit_with_parent, peak_bytes, rss_bytes, run_in_subprocess  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODEL = dict(hidden_dim=64, base_hidden_dim=32, num_marks=1, downstream_layers=4)
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 def _worker(task: dict, queue) -> None:
+    exit_with_parent()
     try:
         import numpy as np
 
@@ -61,14 +56,14 @@ def _worker(task: dict, queue) -> None:
             loss.backward()
             opt.step()
 
-        rss0 = _rss_bytes()
+        rss0 = rss_bytes()
         step()
         times = []
         for _ in range(task["repeats"]):
             t0 = time.perf_counter()
             step()
             times.append(time.perf_counter() - t0)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss0
+        peak = peak_bytes() - rss0
         queue.put({**task, "seconds": statistics.median(times), "times": times, "peak_bytes": peak,
                    "num_nodes": g.num_nodes(), "num_params": sum(p.numel() for p in model.parameters())})
     except Exception as exc:  # report, don't hang
@@ -76,19 +71,7 @@ def _worker(task: dict, queue) -> None:
 
 
 def run_task(task: dict) -> dict:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_worker, args=(task, queue))
-    proc.start()
-    while True:
-        try:
-            result = queue.get(timeout=5)
-            break
-        except Exception:  # queue.Empty
-            if not proc.is_alive():
-                return {**task, "error": f"died with exit code {proc.exitcode}"}
-    proc.join()
-    return result
+    return run_in_subprocess(_worker, task)
 
 
 def main(argv=None) -> int:
