@@ -52,7 +52,8 @@ class HODGNNConfig(ConfigChecks):
         activation: activation of the base MPNN (must be smooth for order >= 2 to be informative: ``silu``).
         base_aggregation: ``"sum"`` or ``"mean"``.
         base_init: ``"default"`` or ``"rwse"`` (see :class:`~dgl_hod.nn.base_mpnn.BaseMPNN`).
-        jet_mode: ``"dense"`` (molecules) or ``"sparse"`` (big graphs).
+        jet_mode: ``"sparse"`` (default: only T-hop receptive fields; measured faster on ZINC-12k training steps at
+            every order and depth) or ``"dense"`` (per graph, padded to the largest graph of the batch).
         jet_norm: ``"rms"`` (default), ``"asinh"`` or ``"none"`` (:mod:`dgl_hod.nn.derivative_encoders`).
         encoder_hidden_dim: width of the derivative encoders' ``phi`` MLPs (default ``hidden_dim``).
         global_pool: global term in the order-1 encoder.
@@ -73,7 +74,7 @@ class HODGNNConfig(ConfigChecks):
     activation: str = "silu"
     base_aggregation: str = "sum"
     base_init: str = "default"
-    jet_mode: str = "dense"
+    jet_mode: str = "sparse"
     jet_norm: str = "rms"
     encoder_hidden_dim: int | None = None
     global_pool: bool = True
