@@ -205,16 +205,6 @@ class Jet:
     def value(self) -> Tensor:
         return self.comps[0]
 
-    def map(self, fn: Callable[[Tensor], Tensor]) -> "Jet":
-        return Jet([fn(c) for c in self.comps], self.layout)
-
-    def __add__(self, other: "Jet") -> "Jet":
-        return Jet([a + b for a, b in zip(self.comps, other.comps)], self.layout)
-
-    def scale(self, s: Tensor | float) -> "Jet":
-        """Multiply every component by a scalar ``s`` (a float or a 0-dim tensor)."""
-        return self.map(lambda c: c * s)
-
     def scale_nodes(self, s: Tensor) -> "Jet":
         """Multiply node ``v``'s components by ``s[v]``; ``s`` has shape ``(N, 1)`` or ``(N, C)``."""
         return Jet([c * self.layout.expand(s, k) if k else c * s for k, c in enumerate(self.comps)], self.layout)
