@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 import dgl
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ConfigChecks", "GraphModel", "constant_node_feat", "readout"]
+__all__ = ["ConfigChecks", "GraphConfig", "GraphModel", "constant_node_feat", "readout"]
 
 READOUTS = ("sum", "mean")
 
@@ -67,6 +68,16 @@ class ConfigChecks:
     def check_dropout(self) -> None:
         if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
             self._fail(f"dropout must be in [0, 1), got {self.dropout!r}")
+
+
+@dataclass
+class GraphConfig(ConfigChecks):
+    """The config fields every architecture shares (input vocabularies, task count, width); subclasses add theirs."""
+
+    node_vocab: tuple[int, ...] = (28,)
+    edge_vocab: tuple[int, ...] | None = (4,)
+    num_tasks: int = 1
+    hidden_dim: int = 64
 
 
 class GraphModel(nn.Module):

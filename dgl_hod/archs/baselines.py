@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from ..nn.encoders import CategoricalEncoder
 from ..nn.subgraphs import MARKED, POLICIES, subgraph_bag, subgraph_graph_id
-from .base import READOUTS, ConfigChecks, GraphModel, constant_node_feat, readout
+from .base import READOUTS, GraphConfig, GraphModel, constant_node_feat, readout
 from .registry import register_arch
 
 __all__ = ["DSGNN", "DSSGNN", "GIN", "GINE", "GINERWSE", "rwse"]
@@ -50,7 +50,7 @@ ACTIVATIONS = ("silu", "relu")
 
 
 @dataclass
-class MPNNConfig(ConfigChecks):
+class MPNNConfig(GraphConfig):
     """Config of ``gin`` / ``gine`` (key names and defaults as ``hod-gnn``'s where they mean the same thing).
 
     Args:
@@ -66,10 +66,6 @@ class MPNNConfig(ConfigChecks):
         dropout: dropout on every residual branch and in the head.
     """
 
-    node_vocab: tuple = (28,)
-    edge_vocab: tuple | None = (4,)
-    num_tasks: int = 1
-    hidden_dim: int = 64
     num_layers: int = 4
     activation: str = "silu"
     norm: str = "batch"

@@ -30,14 +30,14 @@ from ..nn.base_mpnn import BaseMPNN, GraphJets
 from ..nn.derivative_encoders import JET_NORMS, DerivativeEncoder
 from ..nn.downstream import NORMS, DownstreamGNN
 from ..nn.encoders import CategoricalEncoder
-from .base import READOUTS, ConfigChecks, GraphModel, constant_node_feat, readout
+from .base import READOUTS, GraphConfig, GraphModel, constant_node_feat, readout
 from .registry import register_arch
 
 __all__ = ["HODGNN", "HODGNNConfig"]
 
 
 @dataclass
-class HODGNNConfig(ConfigChecks):
+class HODGNNConfig(GraphConfig):
     """Configuration of :class:`HODGNN` (all keys of ``create_model("hod-gnn", **config)``).
 
     Attributes:
@@ -63,10 +63,6 @@ class HODGNNConfig(ConfigChecks):
         dropout: dropout in the downstream GNN and head.
     """
 
-    node_vocab: tuple[int, ...] = (28,)
-    edge_vocab: tuple[int, ...] | None = (4,)
-    num_tasks: int = 1
-    hidden_dim: int = 64
     base_hidden_dim: int = 32
     base_layers: int = 4
     order: int = 1
