@@ -196,7 +196,7 @@ def train(arch: str | None, dataset: str, config: dict | None = None, out_dir: s
           seed: int = 0, threads: int = 1, fold: int | None = None, resume: bool = False,
           max_train_graphs: int | None = None, max_eval_graphs: int | None = None, eval_batch_size: int = 128,
           progress: bool = True, log: bool = True, stop_after_epochs: int | None = None,
-          finetune: str | None = None, freeze: str | None = None) -> dict:
+          finetune: str | None = None, freeze: str | None = None, body_lr_scale: float = 1.0) -> dict:
     """Train ``arch`` on ``dataset`` (see the module docstring); returns the record written to ``record.json``.
 
     Args:
@@ -210,6 +210,8 @@ def train(arch: str | None, dataset: str, config: dict | None = None, out_dir: s
         finetune: a zoo model name: start from its pretrained weights (``arch`` and ``config`` come from the zoo
             entry; pass ``arch=None``); the head is re-initialised when the dataset's number of tasks differs.
         freeze: with ``finetune``: ``"base"``, ``"encoder"``, ``"all-but-head"`` or parameter-name prefixes.
+        body_lr_scale: with ``finetune``: the learning rate of every parameter outside the zoo entry's head is
+            ``lr * body_lr_scale`` (the usual "lower lr for the pretrained body"; 0 < scale <= 1).
     """
     from tqdm.auto import tqdm
 
@@ -221,6 +223,12 @@ def train(arch: str | None, dataset: str, config: dict | None = None, out_dir: s
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
     if time_budget_s is not None and time_budget_s <= 0:
         raise ValueError(f"time_budget_s must be positive, got {time_budget_s!r}")
+    if not 0.0 < body_lr_scale <= 1.0:
+        raise ValueError(f"body_lr_scale must be in (0, 1], got {body_lr_scale!r}; use freeze= to stop training "
+                         f"the body altogether")
+    if body_lr_scale != 1.0 and finetune is None:
+        raise ValueError("body_lr_scale only applies when fine-tuning (finetune=ZOO_MODEL): a model trained from "
+                         "scratch has no pretrained body")
     config = dict(config or {})
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -262,12 +270,20 @@ def train(arch: str | None, dataset: str, config: dict | None = None, out_dir: s
         model = Z.load_model(finetune, num_tasks=filled.get("num_tasks"), freeze=freeze)
         model.train()
         full_config = json.loads(json.dumps(dataclasses.asdict(model.config)))
-        finetuned_from = {"zoo_model": finetune, "freeze": freeze}
+        finetuned_from = {"zoo_model": finetune, "freeze": freeze, "body_lr_scale": body_lr_scale}
+        head_prefixes = entry.head
     else:
         if arch is None:
             raise ValueError("give an architecture name (or finetune=ZOO_MODEL)")
         model, full_config = build_model(arch, dataset, config)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if finetuned_from is not None and body_lr_scale != 1.0:
+        groups = [{"params": [p for n, p in trainable if n.startswith(head_prefixes)], "lr_scale": 1.0},
+                  {"params": [p for n, p in trainable if not n.startswith(head_prefixes)], "lr_scale": body_lr_scale}]
+        groups = [g for g in groups if g["params"]]
+    else:
+        groups = [{"params": [p for _, p in trainable], "lr_scale": 1.0}]
+    opt = torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
     loss_fn = _loss_fn(info)
     higher = HIGHER_IS_BETTER[info.metric]
     if time_budget_s is not None and epochs is None:
@@ -340,7 +356,7 @@ def train(arch: str | None, dataset: str, config: dict | None = None, out_dir: s
             g, y = train_ds.batch(idx)
             factor = lr_factor(state["step"], warmup_steps, total_steps, min_lr_ratio)
             for group in opt.param_groups:
-                group["lr"] = lr * factor
+                group["lr"] = lr * factor * group.get("lr_scale", 1.0)
             pred = model(*_model_inputs(g))
             loss = loss_fn(pred, y)
             opt.zero_grad(set_to_none=True)
@@ -436,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("arch", nargs="?", default=None, help="architecture name (omit with --finetune)")
     p.add_argument("--finetune", default=None, metavar="ZOO_MODEL", help="start from a pretrained zoo model")
     p.add_argument("--freeze", default=None, help="with --finetune: base, encoder, all-but-head or prefixes")
+    p.add_argument("--body-lr-scale", type=float, default=1.0,
+                   help="with --finetune: learning rate of everything but the head = lr * this (e.g. 0.1)")
     p.add_argument("--dataset", required=True)
     p.add_argument("--config", default="{}", help="JSON dict of architecture config keys")
     p.add_argument("--out", required=True)
@@ -465,7 +483,8 @@ def main(argv: list[str] | None = None) -> int:
                 batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, warmup_epochs=a.warmup_epochs,
                 min_lr_ratio=a.min_lr_ratio, grad_clip=a.grad_clip, seed=a.seed, threads=a.threads, fold=a.fold,
                 resume=a.resume, max_train_graphs=a.max_train_graphs, max_eval_graphs=a.max_eval_graphs,
-                progress=not a.no_progress, finetune=a.finetune, freeze=a.freeze)
+                progress=not a.no_progress, finetune=a.finetune, freeze=a.freeze,
+                body_lr_scale=a.body_lr_scale)
     m = rec["metrics"]
     print(json.dumps({"best_epoch": m["best_epoch"], "best_val": m["best_val"], "test_at_best_val":
                       m["test_at_best_val"], "epochs_run": rec["recipe"]["epochs_run"],

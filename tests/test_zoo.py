@@ -173,3 +173,32 @@ def test_package_run_and_cli_eval(tmp_path, monkeypatch, capsys):
     assert json.loads(capsys.readouterr().out)[0]["name"] == "tiny-zinc"
     assert cli.main(["info", "nope"]) == 2
     assert "unknown model 'nope'" in capsys.readouterr().err
+
+
+def test_finetune_body_lr_scale_and_freeze(tiny_zoo, tmp_path, monkeypatch):
+    """Fine-tuning: the frozen encoder does not move, the body learns at lr * body_lr_scale, the head at lr."""
+    from dgl_hod.train import CHECKPOINT, _load_checkpoint, train
+
+    zoo, pretrained = tiny_zoo
+    monkeypatch.setenv("DGL_HOD_ZOO", str(zoo.path))
+    monkeypatch.setenv("DGL_HOD_MODELS", str(zoo.models_dir))
+    run = tmp_path / "ft"
+    train(None, "zinc12k", None, run, epochs=2, stop_after_epochs=1, max_train_graphs=64, max_eval_graphs=32,
+          progress=False, log=False, finetune="tiny-zinc", freeze="encoder", body_lr_scale=0.1)
+    ckpt = _load_checkpoint(run / CHECKPOINT)
+    groups = ckpt["optimizer"]["param_groups"]
+    assert [g["lr_scale"] for g in groups] == [1.0, 0.1]
+    assert groups[1]["lr"] == pytest.approx(0.1 * groups[0]["lr"]) and groups[0]["lr"] > 0
+    names = [n for n, _ in pretrained.named_parameters()]
+    assert len(groups[0]["params"]) == sum(n.startswith("head.") for n in names)
+    assert len(groups[1]["params"]) == sum(not n.startswith(("head.", "node_encoder.", "edge_encoder."))
+                                           for n in names)  # frozen encoders are not in the optimizer
+    after, before = ckpt["model"], pretrained.state_dict()
+    assert all(torch.equal(after[k], before[k]) for k in before if k.startswith(("node_encoder.", "edge_encoder.")))
+    assert not all(torch.equal(after[k], before[k]) for k in before if k.startswith("layers."))
+    assert ckpt["run_args"]["finetuned_from"] == {"zoo_model": "tiny-zinc", "freeze": "encoder",
+                                                  "body_lr_scale": 0.1}
+    with pytest.raises(ValueError, match="only applies when fine-tuning"):
+        train("gine", "zinc12k", TINY, tmp_path / "x", epochs=1, body_lr_scale=0.1)
+    with pytest.raises(ValueError, match=r"body_lr_scale must be in \(0, 1\]"):
+        train(None, "zinc12k", None, tmp_path / "y", epochs=1, finetune="tiny-zinc", body_lr_scale=0.0)
