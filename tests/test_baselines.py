@@ -92,12 +92,24 @@ def test_permutation_invariance(arch, policy, norm):
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_featureless_and_float32(arch):
-    model = create_model(arch, node_vocab=(1,), edge_vocab=(1,), num_tasks=3, hidden_dim=8, num_layers=2)
+    model = create_model(arch, node_vocab=(1,), edge_vocab=None, num_tasks=3, hidden_dim=8, num_layers=2)
     g = dgl.batch([dgl.graph(([0, 1, 1, 2], [1, 0, 2, 1])), dgl.graph(([], []), num_nodes=1)])
     out = model(g)
     assert out.shape == (2, 3) and out.dtype == torch.float32 and torch.isfinite(out).all()
     out.sum().backward()
     assert all(name.startswith("head.") for name, _ in model.head.named_parameters(prefix="head"))
+
+
+@pytest.mark.parametrize("arch", ARCHS + ["hod-gnn"])
+def test_missing_edge_features_is_an_error_for_models_with_an_edge_encoder(arch):
+    """One rule for every architecture (GraphModel.encode_inputs): no silent bond type 0."""
+    model = create_model(arch, node_vocab=(5,), edge_vocab=(3,), num_tasks=1, hidden_dim=8)
+    g = dgl.batch(small_batch())
+    if model.edge_encoder is None:  # gin ignores edge features
+        assert arch == "gin" and model(g, g.ndata["feat"]).shape == (5, 1)
+        return
+    with pytest.raises(ValueError, match=r"edge_vocab=\(3,\) and needs edge_feat"):
+        model(g, g.ndata["feat"])
 
 
 # ------------------------------------------------------------------------------------------------ bags

@@ -89,7 +89,27 @@ class GraphModel(nn.Module):
     """
 
     head: nn.Module
-    config: object
+    config: GraphConfig
+    node_encoder: nn.Module
+    edge_encoder: nn.Module | None  # None: the model uses no edge features
+
+    def encode_inputs(self, g: dgl.DGLGraph, node_feat: Tensor | None,
+                      edge_feat: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """``(N, D)`` node and ``(E, D)`` edge embeddings (``None`` when the model uses no edge features).
+
+        One rule for every architecture: a model with an edge encoder needs ``edge_feat``; silently encoding
+        missing bond types as id 0 would give confident predictions for the wrong molecule.
+        """
+        if node_feat is None:
+            node_feat = constant_node_feat(g)
+        x = self.node_encoder(node_feat)
+        if self.edge_encoder is None:
+            return x, None
+        if edge_feat is None:
+            raise ValueError(f"{self.config.error_prefix}this model was built with edge_vocab="
+                             f"{self.config.edge_vocab} and needs edge_feat (E,) category ids; build it with "
+                             f"edge_vocab=None for graphs without edge features")
+        return x, self.edge_encoder(edge_feat)
 
     def embed(self, g: dgl.DGLGraph, node_feat: Tensor | None = None, edge_feat: Tensor | None = None) -> Tensor:
         raise NotImplementedError

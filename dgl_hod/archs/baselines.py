@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from ..nn.encoders import CategoricalEncoder
 from ..nn.subgraphs import MARKED, POLICIES, subgraph_bag, subgraph_graph_id
-from .base import READOUTS, GraphConfig, GraphModel, constant_node_feat, readout
+from .base import READOUTS, GraphConfig, GraphModel, readout
 from .registry import register_arch
 
 __all__ = ["DSGNN", "DSSGNN", "GIN", "GINE", "GINERWSE", "rwse"]
@@ -194,20 +194,6 @@ class _Encoders(GraphModel):
     def _blocks(self, c: MPNNConfig) -> nn.ModuleList:
         return nn.ModuleList(GINEBlock(c.hidden_dim, self.edge_encoder is not None, c.activation, c.norm, c.dropout)
                              for _ in range(c.num_layers))
-
-    def encode_inputs(self, g: dgl.DGLGraph, node_feat: Tensor | None,
-                      edge_feat: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """``(N, D)`` node and ``(E, D)`` edge embeddings (``None`` when edges are not used).  ``edge_feat=None``
-        with an edge vocabulary: every edge gets id 0."""
-        if node_feat is None:
-            node_feat = constant_node_feat(g)
-        x = self.node_encoder(node_feat)
-        e = None
-        if self.edge_encoder is not None:
-            if edge_feat is None:
-                edge_feat = torch.zeros(g.num_edges(), dtype=torch.long, device=g.device)
-            e = self.edge_encoder(edge_feat)
-        return x, e
 
 
 # ----------------------------------------------------------------------------------------------- MPNNs

@@ -30,7 +30,7 @@ from ..nn.base_mpnn import BaseMPNN, GraphJets
 from ..nn.derivative_encoders import JET_NORMS, DerivativeEncoder
 from ..nn.downstream import NORMS, DownstreamGNN
 from ..nn.encoders import CategoricalEncoder
-from .base import READOUTS, GraphConfig, GraphModel, constant_node_feat, readout
+from .base import READOUTS, GraphConfig, GraphModel, readout
 from .registry import register_arch
 
 __all__ = ["HODGNN", "HODGNNConfig"]
@@ -142,21 +142,6 @@ class HODGNN(GraphModel):
         self.head = nn.Sequential(nn.Linear(D, D), nn.SiLU(), nn.Dropout(c.dropout), nn.Linear(D, c.num_tasks))
 
     # -- stages -------------------------------------------------------------------------------------------------------
-    def encode_inputs(self, g: dgl.DGLGraph, node_feat: Tensor | None,
-                      edge_feat: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """``(N, D)`` node and ``(E, D)`` edge embeddings (``None`` without edge vocabulary)."""
-        if node_feat is None:
-            node_feat = constant_node_feat(g)
-        x = self.node_encoder(node_feat)
-        e = None
-        if self.edge_encoder is not None:
-            if edge_feat is None:
-                raise ValueError("this hod-gnn model was built with edge_vocab="
-                                 f"{self.config.edge_vocab} and needs edge_feat (E,) category ids; build it with "
-                                 "edge_vocab=None for graphs without edge features")
-            e = self.edge_encoder(edge_feat)
-        return x, e
-
     def jets(self, g: dgl.DGLGraph, node_feat: Tensor | None = None, edge_feat: Tensor | None = None) -> GraphJets:
         """The base MPNN's raw (un-normalised) jets of order ``max(order, 1)`` for these inputs."""
         x, e = self.encode_inputs(g, node_feat, edge_feat)
