@@ -208,7 +208,7 @@ def train(arch: str | None, dataset: str, config: dict | None = None, out_dir: s
         stop_after_epochs: stop (checkpoint written, no final outputs) after this many epochs in this call;
             simulates a killed run in tests.
         finetune: a zoo model name: start from its pretrained weights (``arch`` and ``config`` come from the zoo
-            entry; pass ``arch=None``); the head is re-initialised when the dataset's number of tasks differs.
+            entry; pass ``arch=None``); the head is re-initialised when the dataset is not the entry's (a new task).
         freeze: with ``finetune``: ``"base"``, ``"encoder"``, ``"all-but-head"`` or parameter-name prefixes.
         body_lr_scale: with ``finetune``: the learning rate of every parameter outside the zoo entry's head is
             ``lr * body_lr_scale`` (the usual "lower lr for the pretrained body"; 0 < scale <= 1).
@@ -267,7 +267,9 @@ def train(arch: str | None, dataset: str, config: dict | None = None, out_dir: s
             raise ValueError(f"--finetune {finetune} is a {entry.arch!r} model, not {arch!r}")
         arch = entry.arch
         filled = _fill_config(arch, dataset, {})
-        model = Z.load_model(finetune, num_tasks=filled.get("num_tasks"), freeze=freeze)
+        # a new dataset is a new task: fresh head even when the number of outputs matches
+        model = Z.load_model(finetune, num_tasks=filled.get("num_tasks"), freeze=freeze,
+                             new_head=dataset != entry.dataset)
         model.train()
         full_config = json.loads(json.dumps(dataclasses.asdict(model.config)))
         finetuned_from = {"zoo_model": finetune, "freeze": freeze, "body_lr_scale": body_lr_scale}

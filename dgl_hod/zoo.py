@@ -179,7 +179,7 @@ class Zoo:
 
     def load_model(self, name: str, pretrained: bool = True, num_tasks: int | None = None,
                    freeze: str | Sequence[str] | None = None, weights: str | os.PathLike | None = None,
-                   strict: bool = True) -> nn.Module:
+                   strict: bool = True, new_head: bool | None = None) -> nn.Module:
         """Build zoo model ``name`` and load its weights.
 
         Args:
@@ -190,9 +190,13 @@ class Zoo:
                 ``requires_grad=False``.
             weights: an explicit weights file (then the zoo's sha256 is not applied: you vouch for the file).
             strict: refuse missing/unexpected keys.
+            new_head: re-initialise the head (``True``) even when ``num_tasks`` is unchanged -- a new task with
+                the same number of outputs (fine-tuning on another dataset) should not start from the old task's
+                head.  Default: only when ``num_tasks`` differs.
         """
         entry = self.model_info(name)
-        new_head = num_tasks is not None and num_tasks != entry.num_tasks
+        if new_head is None:
+            new_head = num_tasks is not None and num_tasks != entry.num_tasks
         model = self.build(name, num_tasks if new_head else None)
         if pretrained:
             state = self._read_weights(entry, weights)
@@ -389,6 +393,6 @@ def model_info(name: str) -> ZooEntry:
 
 def load_model(name: str, pretrained: bool = True, num_tasks: int | None = None,
                freeze: str | Sequence[str] | None = None, weights: str | os.PathLike | None = None,
-               strict: bool = True) -> nn.Module:
+               strict: bool = True, new_head: bool | None = None) -> nn.Module:
     """Load zoo model ``name`` (see :meth:`Zoo.load_model`)."""
-    return default_zoo().load_model(name, pretrained, num_tasks, freeze, weights, strict)
+    return default_zoo().load_model(name, pretrained, num_tasks, freeze, weights, strict, new_head)

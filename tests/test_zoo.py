@@ -95,6 +95,10 @@ def test_new_head_drops_exactly_the_head(tiny_zoo):
             continue
         assert torch.equal(v, old[k]), k
     assert any(k.startswith("head.") for k in old)
+    # a new task with the same number of outputs: new_head=True re-initialises exactly the head
+    fresh = zoo.load_model("tiny-zinc", new_head=True).state_dict()
+    assert all(torch.equal(v, old[k]) for k, v in fresh.items() if not k.startswith("head."))
+    assert not torch.equal(fresh["head.0.weight"], old["head.0.weight"])
 
 
 def test_freeze_groups(tiny_zoo):

@@ -1,0 +1,117 @@
+"""Transfer experiment: a pretrained zoo model fine-tuned on a new task vs the same architecture from scratch.
+
+Every variant gets the same wall-clock budget per run on the target dataset (pretraining time is not counted: it is
+paid once, by the zoo) and the same seeds; the metric is the target's test metric at the best validation epoch,
+reported as mean ± std over seeds.  Variants:
+
+* ``scratch``: ``python -m dgl_hod.train ARCH --config <the zoo entry's config>`` (random init);
+* ``finetune``: ``--finetune NAME`` (new head, whole body trained at ``lr * body_lr_scale``);
+* ``finetune-frozen-base``: as ``finetune`` with the base MPNN (the derivative jets' network) frozen.
+
+Each run is a separate ``python -m dgl_hod.train`` process writing ``OUT/<variant>-s<seed>/``; finished runs
+(``record.json`` present) are skipped and interrupted ones resumed, so the script can be killed and restarted.
+
+    python benchmarks/finetune_transfer.py --pretrained hod-gnn-k1-molhiv --dataset ogbg-molbace \\
+        --budget 200 --seeds 0 1 2        # the README table (benchmarks/results/transfer.{md,json})
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+VARIANTS = ("scratch", "finetune", "finetune-frozen-base")
+
+
+def command(variant: str, entry, args, seed: int, out: Path) -> list[str]:
+    cmd = [sys.executable, "-m", "dgl_hod.train"]
+    if variant == "scratch":
+        config = {k: v for k, v in entry.config.items() if k != "num_tasks"}  # num_tasks comes from the dataset
+        cmd += [entry.arch, "--config", json.dumps(config)]
+    else:
+        cmd += ["--finetune", entry.name, "--body-lr-scale", str(args.body_lr_scale)]
+        if variant == "finetune-frozen-base":
+            cmd += ["--freeze", "base"]
+    return cmd + ["--dataset", args.dataset, "--time-budget", str(args.budget), "--seed", str(seed),
+                  "--lr", str(args.lr), "--threads", str(args.threads), "--out", str(out), "--resume",
+                  "--no-progress"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--pretrained", default="hod-gnn-k1-molhiv", help="zoo model to fine-tune")
+    p.add_argument("--dataset", default="ogbg-molbace", help="target dataset (same featurisation)")
+    p.add_argument("--budget", type=float, default=200.0, help="seconds per run")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS[:2]), choices=VARIANTS)
+    p.add_argument("--body-lr-scale", type=float, default=0.1)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default=str(ROOT / "runs" / "transfer"))
+    p.add_argument("--tag", default="transfer", help="results file stem under benchmarks/results/")
+    args = p.parse_args(argv)
+
+    sys.path.insert(0, str(ROOT))
+    from dgl_hod.zoo import model_info
+
+    entry = model_info(args.pretrained)
+    out_root = Path(args.out) / f"{args.pretrained}-to-{args.dataset}"
+    runs: dict[str, list[dict]] = {v: [] for v in args.variants}
+    for seed in args.seeds:           # seed-major: an interrupted sweep still has every variant for early seeds
+        for variant in args.variants:
+            out = out_root / f"{variant}-s{seed}"
+            if not (out / "record.json").exists():
+                cmd = command(variant, entry, args, seed, out)
+                print(f"[{time.strftime('%H:%M:%S')}] {variant} seed {seed}: {' '.join(cmd[1:])}", flush=True)
+                subprocess.run(cmd, check=True, cwd=ROOT)
+            rec = json.loads((out / "record.json").read_text())
+            runs[variant].append({"seed": seed, "val": rec["metrics"]["best_val"],
+                                  "test": rec["metrics"]["test_at_best_val"],
+                                  "epochs": rec["recipe"]["epochs_run"],
+                                  "s_per_epoch": rec["timing"]["time_per_epoch_s_mean"],
+                                  "wall_s": rec["timing"]["wall_time_s"], "machine": rec["timing"]["machine"]})
+
+    metric = entry_metric(args.dataset)
+    rows = []
+    for variant, rs in runs.items():
+        tests, vals = [r["test"] for r in rs], [r["val"] for r in rs]
+        rows.append({"variant": variant, "seeds": len(rs),
+                     "val_mean": statistics.mean(vals), "val_std": statistics.pstdev(vals),
+                     "test_mean": statistics.mean(tests), "test_std": statistics.pstdev(tests),
+                     "epochs_mean": statistics.mean(r["epochs"] for r in rs),
+                     "s_per_epoch_mean": statistics.mean(r["s_per_epoch"] for r in rs), "runs": rs})
+    result = {"pretrained": args.pretrained, "pretrained_dataset": entry.dataset, "dataset": args.dataset,
+              "metric": metric, "budget_s": args.budget, "body_lr_scale": args.body_lr_scale, "lr": args.lr,
+              "command": "python benchmarks/finetune_transfer.py " + " ".join(argv if argv is not None
+                                                                              else sys.argv[1:]),
+              "rows": rows}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{args.tag}.json").write_text(json.dumps(result, indent=2))
+    lines = [f"Transfer {args.pretrained} ({entry.dataset}) -> {args.dataset}: test {metric} at the best validation "
+             f"epoch, mean ± std over seeds {args.seeds}, {args.budget:.0f} s per run, lr {args.lr}, body lr scale "
+             f"{args.body_lr_scale} (fine-tuned variants).", "",
+             f"| variant | seeds | val {metric} | test {metric} | epochs | s/epoch |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['variant']} | {r['seeds']} | {r['val_mean']:.4f} ± {r['val_std']:.4f} | "
+                     f"{r['test_mean']:.4f} ± {r['test_std']:.4f} | {r['epochs_mean']:.1f} | "
+                     f"{r['s_per_epoch_mean']:.1f} |")
+    lines += ["", f"Command: `{result['command']}`", ""]
+    (RESULTS / f"{args.tag}.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
+def entry_metric(dataset: str) -> str:
+    from dgl_hod.datasets import get_info
+
+    return get_info(dataset).metric
+
+
+if __name__ == "__main__":
+    sys.exit(main())
