@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+import numpy as np
 import torch
 import yaml
 from safetensors.torch import load_file, save_file
@@ -128,13 +129,17 @@ class Zoo:
         self.path = Path(path or os.environ.get("DGL_HOD_ZOO") or ROOT / "zoo.yaml")
         self.models_dir = Path(models_dir or os.environ.get("DGL_HOD_MODELS") or self.path.parent / "models")
         self._entries: dict[str, ZooEntry] | None = None
+        self._stamp: tuple[int, int] | None = None
 
     # -- registry -----------------------------------------------------------------------------------------------------
     @property
     def entries(self) -> dict[str, ZooEntry]:
-        if self._entries is None:
-            if not self.path.exists():
-                raise FileNotFoundError(f"zoo registry {self.path} not found; set DGL_HOD_ZOO to a zoo.yaml")
+        """The parsed registry, re-read whenever the file changes (e.g. another process packaged a model)."""
+        if not self.path.exists():
+            raise FileNotFoundError(f"zoo registry {self.path} not found; set DGL_HOD_ZOO to a zoo.yaml")
+        st = self.path.stat()
+        if self._entries is None or self._stamp != (st.st_mtime_ns, st.st_size):
+            self._stamp = (st.st_mtime_ns, st.st_size)
             raw = yaml.safe_load(self.path.read_text()) or {}
             models = raw.get("models", {}) if isinstance(raw, dict) else None
             if not isinstance(models, dict):
@@ -296,14 +301,8 @@ PAPERS = {
 REFERENCE_INDICES = list(range(8))
 
 
-def package_run(run_dir: str | os.PathLike, name: str, zoo: Zoo | None = None, tolerance: float = 1e-4,
-                notes: str = "", require_full_train: bool = True) -> ZooEntry:
-    """Turn a finished training run (``record.json`` + ``best.safetensors`` of :mod:`dgl_hod.train`) into a zoo entry.
-
-    The weights are loaded strictly into a freshly built model, written to ``models/NAME.safetensors`` (float32),
-    and the recorded val/test metrics are recomputed from that file: packaging refuses if they differ by more
-    than ``tolerance``.  Nothing in the entry is typed by hand.
-    """
+def _verified_run(run: Path, tolerance: float, require_full_train: bool) -> tuple[dict, dict, nn.Module, dict]:
+    """(record, config, model, measured {"val", "test"}) of one finished run, its metrics recomputed from its file."""
     import dataclasses as dc
     import json
 
@@ -311,8 +310,6 @@ def package_run(run_dir: str | os.PathLike, name: str, zoo: Zoo | None = None, t
     from .datasets import get_info
     from .evaluation import evaluate
 
-    zoo = zoo or default_zoo()
-    run = Path(run_dir)
     record = json.loads((run / "record.json").read_text())
     if require_full_train and record["data"].get("train_graphs") != get_info(
             record["dataset"]).splits.get("train"):
@@ -323,35 +320,82 @@ def package_run(run_dir: str | os.PathLike, name: str, zoo: Zoo | None = None, t
     model.eval()
     metrics_rec = record["metrics"]
     metric = metrics_rec["metric"]
-    val_split = record["data"].get("val_split", "val")
-    measured = {"val": evaluate(model, record["dataset"], val_split)[metric],
+    measured = {"val": evaluate(model, record["dataset"], record["data"].get("val_split", "val"))[metric],
                 "test": evaluate(model, record["dataset"], "test")[metric]}
     for split, key in (("val", "best_val"), ("test", "test_at_best_val")):
         if abs(measured[split] - metrics_rec[key]) > tolerance:
             raise ValueError(f"{run}: recomputed {split} {metric} {measured[split]:.6f} differs from the recorded "
                              f"{metrics_rec[key]:.6f} by more than {tolerance}")
+    return record, config, model, measured
+
+
+#: run settings that must agree between the seeds packaged into one entry
+_SAME_ACROSS_SEEDS = ("arch", "dataset", "config")
+_SAME_RECIPE_ACROSS_SEEDS = ("lr", "batch_size", "weight_decay", "time_budget_s", "epochs_requested", "threads")
+
+
+def package_run(run_dir: str | os.PathLike | Sequence[str | os.PathLike], name: str, zoo: Zoo | None = None,
+                tolerance: float = 1e-4, notes: str = "", require_full_train: bool = True) -> ZooEntry:
+    """Turn finished training runs (``record.json`` + ``best.safetensors`` of :mod:`dgl_hod.train`) into a zoo entry.
+
+    ``run_dir`` is one run or several runs of the same recipe with different seeds.  The first run's weights are
+    shipped: loaded strictly into a freshly built model and written to ``models/NAME.safetensors`` (float32).
+    Every run's val/test metrics are recomputed from its weights file (packaging refuses if one differs from its
+    record by more than ``tolerance``); the entry's ``mean``/``std`` are over all seeds, and ``weights_value`` is
+    the shipped file's own value (what ``dgl-hod eval`` reproduces).  Nothing in the entry is typed by hand.
+    """
+    import json
+
+    from .datasets import get_info
+
+    zoo = zoo or default_zoo()
+    runs = [Path(run_dir)] if isinstance(run_dir, (str, os.PathLike)) else [Path(r) for r in run_dir]
+    if not runs:
+        raise ValueError("give at least one run directory")
+    verified = [_verified_run(r, tolerance, require_full_train) for r in runs]
+    record, config, model, measured = verified[0]
+    for run, (rec_i, _, _, _) in zip(runs[1:], verified[1:]):
+        differ = [k for k in _SAME_ACROSS_SEEDS if rec_i[k] != record[k]]
+        differ += [f"recipe.{k}" for k in _SAME_RECIPE_ACROSS_SEEDS if rec_i["recipe"].get(k) != record["recipe"].get(k)]
+        if differ:
+            raise ValueError(f"{run} is not a seed of {runs[0]}: {', '.join(differ)} differ")
+    seeds = [rec_i["recipe"].get("seed", 0) for rec_i, *_ in verified]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"runs {', '.join(map(str, runs))} repeat a seed: {seeds}")
+    metric = record["metrics"]["metric"]
+    seed_arg = str(seeds[0]) if len(seeds) == 1 else "SEED"
     weights_rel = f"models/{name}.safetensors"
     sha = save_weights(model, zoo.models_dir / f"{name}.safetensors")
     recipe = dict(record["recipe"])
     timing = record["timing"]
     recipe.update(wall_time_s=round(timing["wall_time_s"], 1),
                   seconds_per_epoch=round(timing["time_per_epoch_s_mean"], 2), machine=timing["machine"],
-                  best_epoch=metrics_rec["best_epoch"], finished=record.get("finished"),
+                  best_epoch=record["metrics"]["best_epoch"], finished=record.get("finished"),
+                  seeds=seeds,
                   command=(f"python -m dgl_hod.train {record['arch']} --dataset {record['dataset']} --config "
-                           f"'{json.dumps(record['config'], separators=(',', ':'))}' --seed {recipe.get('seed', 0)} "
+                           f"'{json.dumps(record['config'], separators=(',', ':'))}' --seed {seed_arg} "
                            f"--batch-size {recipe.get('batch_size')} --lr {recipe.get('lr')} --threads "
                            f"{recipe.get('threads')}" + (f" --time-budget {recipe['time_budget_s']:g}"
                                                           if recipe.get("time_budget_s") else "")
-                           + f" --out runs/{name}"))
-    seeds = [recipe.get("seed", 0)]
+                           + (f" --out runs/{name}" if len(seeds) == 1 else
+                              f" --out runs/{name}-sSEED  # SEED in {seeds}; the first seed's weights are shipped")))
+    if len(verified) > 1:
+        recipe["epochs_run_per_seed"] = [rec_i["recipe"]["epochs_run"] for rec_i, *_ in verified]
+    metrics = {}
+    for split in ("val", "test"):
+        values = [float(m[split]) for *_, m in verified]
+        metrics[split] = {"metric": metric, "mean": round(float(np.mean(values)), 6),
+                          "std": round(float(np.std(values)), 6) if len(values) > 1 else None,
+                          "num_seeds": len(values), "seeds": seeds,
+                          "per_seed": [round(v, 6) for v in values],
+                          "weights_seed": seeds[0], "weights_value": round(values[0], 6)}
     info = get_info(record["dataset"])
     ref = reference_output(model, record["dataset"], "test", REFERENCE_INDICES)
     entry = ZooEntry(
         name=name, arch=record["arch"], config=_plain(config), dataset=record["dataset"], task=info.task_type,
         num_tasks=int(config.get("num_tasks", info.num_tasks)), weights=weights_rel, sha256=sha,
         num_params=sum(p.numel() for p in model.parameters()),
-        metrics={split: {"metric": metric, "mean": round(float(measured[split]), 6), "std": None,
-                         "num_seeds": len(seeds), "seeds": seeds} for split in ("val", "test")},
+        metrics=metrics,
         recipe=_plain(recipe), head=("head.",), license="MIT", paper=PAPERS.get(record["arch"], ""),
         reference={"split": "test", "indices": REFERENCE_INDICES,
                    "output": [[round(float(v), 6) for v in row] for row in ref.tolist()]},

@@ -178,6 +178,23 @@ def test_package_run_and_cli_eval(tmp_path, monkeypatch, capsys):
     assert cli.main(["info", "nope"]) == 2
     assert "unknown model 'nope'" in capsys.readouterr().err
 
+    # several seeds of one recipe: mean ± std over seeds, the first seed's weights shipped and reproduced by eval
+    kw = dict(epochs=1, max_train_graphs=64, progress=False, log=False)
+    train("gine", "zinc12k", {"hidden_dim": 8, "num_layers": 2}, tmp_path / "run-s1", seed=1, **kw)
+    train("gine", "zinc12k", {"hidden_dim": 16, "num_layers": 2}, tmp_path / "other", **kw)
+    two = package_run([run, tmp_path / "run-s1"], "tiny2-zinc", zoo, require_full_train=False)
+    m = two.metrics["test"]
+    assert m["num_seeds"] == 2 and m["seeds"] == [0, 1] and m["weights_seed"] == 0
+    assert m["weights_value"] == entry.metrics["test"]["mean"]
+    assert m["mean"] == pytest.approx(sum(m["per_seed"]) / 2, abs=1e-6) and m["std"] > 0
+    assert "SEED in [0, 1]" in two.recipe["command"]
+    assert cli.main(["eval", "tiny2-zinc", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["abs_diff"] < 1e-4
+    with pytest.raises(ValueError, match="repeat a seed"):
+        package_run([run, run], "bad-zinc", zoo, require_full_train=False)
+    with pytest.raises(ValueError, match="is not a seed of .* config differ"):
+        package_run([run, tmp_path / "other"], "bad-zinc", zoo, require_full_train=False)
+
 
 def test_finetune_body_lr_scale_and_freeze(tiny_zoo, tmp_path, monkeypatch):
     """Fine-tuning: the frozen encoder does not move, the body learns at lr * body_lr_scale, the head at lr."""
