@@ -110,12 +110,31 @@ def _fill_config(arch: str, dataset: str, config: dict) -> dict:
     return config
 
 
+def check_vocab_fits(config: dict, dataset: str, source: str) -> None:
+    """Refuse a model whose categorical input encoders cannot take ``dataset``'s feature ids (an index error deep
+    inside an embedding otherwise).  ``source`` names where the config came from, for the message."""
+    from .datasets import get_info
+
+    info = get_info(dataset)
+    for key, dims in (("node_vocab", info.node_feat_dims), ("edge_vocab", info.edge_feat_dims)):
+        vocab = config.get(key)
+        if vocab is None or (key == "edge_vocab" and tuple(dims) == (1,)):
+            continue
+        if len(vocab) != len(dims) or any(v < d for v, d in zip(vocab, dims)):
+            raise ValueError(f"{source} has {key}={tuple(vocab)} but {dataset} has feature vocabularies "
+                             f"{tuple(dims)}: the encoders cannot read its features. Use a dataset with the same "
+                             f"featurisation (e.g. a zinc12k model on zinc12k, an ogbg-mol* model on ogbg-mol*) or "
+                             f"a config whose {key} covers {tuple(dims)}")
+
+
 def build_model(arch: str, dataset: str, config: dict) -> tuple[nn.Module, dict]:
     """``create_model(arch, **config)`` with the dataset-derived fields filled in; returns the model and the full
     config (a JSON-ready dict)."""
     from .archs import create_model
 
-    model = create_model(arch, **_fill_config(arch, dataset, config))
+    filled = _fill_config(arch, dataset, config)
+    check_vocab_fits(filled, dataset, "the config")
+    model = create_model(arch, **filled)
     full = dataclasses.asdict(model.config) if dataclasses.is_dataclass(getattr(model, "config", None)) else config
     return model, json.loads(json.dumps(full))
 
@@ -266,6 +285,7 @@ def train(arch: str | None, dataset: str, config: dict | None = None, out_dir: s
         if arch not in (None, entry.arch):
             raise ValueError(f"--finetune {finetune} is a {entry.arch!r} model, not {arch!r}")
         arch = entry.arch
+        check_vocab_fits(entry.config, dataset, f"zoo model {finetune}")
         filled = _fill_config(arch, dataset, {})
         # a new dataset is a new task: fresh head even when the number of outputs matches
         model = Z.load_model(finetune, num_tasks=filled.get("num_tasks"), freeze=freeze,

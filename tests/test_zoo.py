@@ -219,6 +219,10 @@ def test_finetune_body_lr_scale_and_freeze(tiny_zoo, tmp_path, monkeypatch):
     assert not all(torch.equal(after[k], before[k]) for k in before if k.startswith("layers."))
     assert ckpt["run_args"]["finetuned_from"] == {"zoo_model": "tiny-zinc", "freeze": "encoder",
                                                   "body_lr_scale": 0.1}
+    with pytest.raises(ValueError, match=r"zoo model tiny-zinc has node_vocab=\(28,\) but ogbg-molbace has"):
+        train(None, "ogbg-molbace", None, tmp_path / "z", epochs=1, finetune="tiny-zinc")
+    with pytest.raises(ValueError, match=r"the config has node_vocab=\(5,\) but zinc12k"):
+        train("gine", "zinc12k", {**TINY, "node_vocab": (5,)}, tmp_path / "w", epochs=1)
     with pytest.raises(ValueError, match="only applies when fine-tuning"):
         train("gine", "zinc12k", TINY, tmp_path / "x", epochs=1, body_lr_scale=0.1)
     with pytest.raises(ValueError, match=r"body_lr_scale must be in \(0, 1\]"):
