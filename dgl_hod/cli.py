@@ -44,6 +44,11 @@ def _metric_summary(entry: Z.ZooEntry, split: str = "test") -> str:
     return f"{name} {text}".strip()
 
 
+def _value(entry: Z.ZooEntry, split: str) -> str:
+    """``mean`` or ``mean ± std`` (several seeds) of a split's metric."""
+    return _metric_summary(entry, split).split(" ", 1)[-1]
+
+
 def cmd_list(args) -> int:
     zoo = Z.default_zoo()
     names = zoo.list_models(args.pattern)
@@ -56,11 +61,13 @@ def cmd_list(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     elif args.markdown:
-        print("| model | arch | params | val | test | epochs | s/epoch | budget (s) |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| model | arch | params | val | test | seeds | epochs | s/epoch | budget (s) |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for r in rows:
-            rec = zoo.model_info(r["name"]).recipe
+            e = zoo.model_info(r["name"])
+            rec = e.recipe
             print(f"| `{r['name']}` | {r['arch']} | {r['params']:,} | {r['val']} | {r['test']} | "
+                  f"{e.metrics.get('test', {}).get('num_seeds', 1)} | "
                   f"{rec.get('epochs_run', '')} | {rec.get('seconds_per_epoch', '')} | {rec.get('time_budget_s', '')} |")
     else:
         _print_table(rows, ["name", "arch", "dataset", "params", "val", "test", "weights"])
@@ -157,8 +164,8 @@ def cmd_demo(args) -> int:
     for n in names:
         e = zoo.model_info(n)
         r = e.recipe
-        rows.append({"model": n, "params": f"{e.num_params:,}", "val MAE": f"{e.metrics['val']['mean']:.4f}",
-                     "test MAE": f"{e.metrics['test']['mean']:.4f}",
+        rows.append({"model": n, "params": f"{e.num_params:,}", "val MAE": _value(e, "val"),
+                     "test MAE": _value(e, "test"), "seeds": e.metrics["test"].get("num_seeds", 1),
                      "s/epoch": f"{r.get('seconds_per_epoch', float('nan')):.0f}",
                      "epochs": r.get("epochs_run", ""), "budget": r.get("time_budget_s", "")})
     _print_table(rows, list(rows[0]))
