@@ -330,7 +330,7 @@ def _verified_run(run: Path, tolerance: float, require_full_train: bool) -> tupl
 
 
 #: run settings that must agree between the seeds packaged into one entry
-_SAME_ACROSS_SEEDS = ("arch", "dataset", "config")
+_SAME_ACROSS_SEEDS = ("arch", "dataset", "config", "finetuned_from")
 _SAME_RECIPE_ACROSS_SEEDS = ("lr", "batch_size", "weight_decay", "time_budget_s", "epochs_requested", "threads")
 
 
@@ -355,7 +355,7 @@ def package_run(run_dir: str | os.PathLike | Sequence[str | os.PathLike], name: 
     verified = [_verified_run(r, tolerance, require_full_train) for r in runs]
     record, config, model, measured = verified[0]
     for run, (rec_i, _, _, _) in zip(runs[1:], verified[1:]):
-        differ = [k for k in _SAME_ACROSS_SEEDS if rec_i[k] != record[k]]
+        differ = [k for k in _SAME_ACROSS_SEEDS if rec_i.get(k) != record.get(k)]
         differ += [f"recipe.{k}" for k in _SAME_RECIPE_ACROSS_SEEDS if rec_i["recipe"].get(k) != record["recipe"].get(k)]
         if differ:
             raise ValueError(f"{run} is not a seed of {runs[0]}: {', '.join(differ)} differ")
@@ -364,6 +364,13 @@ def package_run(run_dir: str | os.PathLike | Sequence[str | os.PathLike], name: 
         raise ValueError(f"runs {', '.join(map(str, runs))} repeat a seed: {seeds}")
     metric = record["metrics"]["metric"]
     seed_arg = str(seeds[0]) if len(seeds) == 1 else "SEED"
+    origin = record.get("finetuned_from")
+    if origin:  # a fine-tuned run is reproduced from its zoo model, not from a config
+        start = f"--finetune {origin['zoo_model']}" + (f" --freeze {origin['freeze']}" if origin.get("freeze") else "")
+        if origin.get("body_lr_scale", 1.0) != 1.0:
+            start += f" --body-lr-scale {origin['body_lr_scale']:g}"
+    else:
+        start = f"{record['arch']} --config '{json.dumps(record['config'], separators=(',', ':'))}'"
     weights_rel = f"models/{name}.safetensors"
     sha = save_weights(model, zoo.models_dir / f"{name}.safetensors")
     recipe = dict(record["recipe"])
@@ -372,13 +379,14 @@ def package_run(run_dir: str | os.PathLike | Sequence[str | os.PathLike], name: 
                   seconds_per_epoch=round(timing["time_per_epoch_s_mean"], 2), machine=timing["machine"],
                   best_epoch=record["metrics"]["best_epoch"], finished=record.get("finished"),
                   seeds=seeds,
-                  command=(f"python -m dgl_hod.train {record['arch']} --dataset {record['dataset']} --config "
-                           f"'{json.dumps(record['config'], separators=(',', ':'))}' --seed {seed_arg} "
+                  command=(f"python -m dgl_hod.train {start} --dataset {record['dataset']} --seed {seed_arg} "
                            f"--batch-size {recipe.get('batch_size')} --lr {recipe.get('lr')} --threads "
                            f"{recipe.get('threads')}" + (f" --time-budget {recipe['time_budget_s']:g}"
                                                           if recipe.get("time_budget_s") else "")
                            + (f" --out runs/{name}" if len(seeds) == 1 else
                               f" --out runs/{name}-sSEED  # SEED in {seeds}; the first seed's weights are shipped")))
+    if origin:
+        recipe["finetuned_from"] = origin
     if len(verified) > 1:
         recipe["epochs_run_per_seed"] = [rec_i["recipe"]["epochs_run"] for rec_i, *_ in verified]
     metrics = {}

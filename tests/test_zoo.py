@@ -219,6 +219,15 @@ def test_finetune_body_lr_scale_and_freeze(tiny_zoo, tmp_path, monkeypatch):
     assert not all(torch.equal(after[k], before[k]) for k in before if k.startswith("layers."))
     assert ckpt["run_args"]["finetuned_from"] == {"zoo_model": "tiny-zinc", "freeze": "encoder",
                                                   "body_lr_scale": 0.1}
+    # a finished fine-tuning run packages with the command that reproduces it from the zoo model
+    from dgl_hod.zoo import package_run
+
+    train(None, "zinc12k", None, tmp_path / "ft2", epochs=1, max_train_graphs=64, progress=False, log=False,
+          finetune="tiny-zinc", freeze="encoder", body_lr_scale=0.1)
+    ft = package_run(tmp_path / "ft2", "tiny-ft-zinc", zoo, require_full_train=False)
+    assert ft.recipe["command"].startswith("python -m dgl_hod.train --finetune tiny-zinc --freeze encoder "
+                                           "--body-lr-scale 0.1 --dataset zinc12k")
+    assert ft.recipe["finetuned_from"]["zoo_model"] == "tiny-zinc"
     with pytest.raises(ValueError, match=r"zoo model tiny-zinc has node_vocab=\(28,\) but ogbg-molbace has"):
         train(None, "ogbg-molbace", None, tmp_path / "z", epochs=1, finetune="tiny-zinc")
     with pytest.raises(ValueError, match=r"the config has node_vocab=\(5,\) but zinc12k"):
