@@ -215,7 +215,11 @@ def test_sparse_mode_stores_only_receptive_fields():
     sparse, dense = base.jets(g, x, order=2, mode="sparse"), base.jets(g, x, order=2, mode="dense")
     balls = [len(range(max(0, v - 2), min(12, v + 3))) for v in range(12)]
     assert sparse.derivatives[0].shape[0] == sum(balls)
-    assert sparse.derivatives[1].shape[0] == sum(b * b for b in balls)
+    assert sparse.derivatives[1].shape[0] == sum(b * (b + 1) // 2 for b in balls)  # sorted pairs u <= w only
+    third = base.jets(g, x, order=3, mode="sparse")
+    assert third.derivatives[2].shape[0] == sum(b * (b + 1) * (b + 2) // 6 for b in balls)  # u <= w <= y
+    for a, b in zip(third.dense(0), base.jets(g, x, order=3, mode="dense").dense(0)):
+        assert torch.allclose(a, b, atol=1e-12)
     assert dense.derivatives[1].shape[:3] == (12, 12, 12)
     for a, b in zip(sparse.dense(0), dense.dense(0)):
         assert torch.allclose(a, b, atol=1e-12)

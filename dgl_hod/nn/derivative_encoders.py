@@ -6,10 +6,12 @@ graph: ``D1[v, u]`` (how node ``u``'s mark moves ``h_v``), ``D2[v, u, w]``, ``D3
 ``k+1 -> 1``: diagonals and normalised DeepSets pools over the marked nodes, so the node features they return are
 equivariant under node permutations (and the graph read-out invariant).
 
-**Row form.**  Both jet layouts are read as a list of *stored entries* (rows) with the global node ids of the
-entry: :func:`jet_rows`.  Dense jets give every in-graph tuple (padding slots are dropped with
-``layout.graph_sizes``); sparse jets give only tuples inside the ``T``-hop receptive field (every other derivative
-is exactly zero).  To make both layouts give the same result, every learned map applied to an entry satisfies
+**Row form.**  Both jet layouts are read as a list of entries (rows) with the global node ids of the entry:
+:func:`jet_rows`.  Derivatives are symmetric in the marked nodes, so only *sorted* tuples ``u_1 <= .. <= u_k`` are
+read, each with its ``multiplicity`` (the number of ordered tuples it stands for: 1, 2, 3 or 6); a sum over all
+ordered tuples is a multiplicity-weighted sum over the rows.  Dense jets give every sorted in-graph tuple (padding
+slots are dropped with the graph sizes); sparse jets store exactly the sorted tuples inside the ``T``-hop receptive
+field (every other derivative is exactly zero).  To make both layouts give the same result, every learned map applied to an entry satisfies
 :math:`\phi(0) = 0` (:class:`ZeroMLP`), and every pool is divided by the graph size, never by the number of stored
 rows: a missing (zero) entry then contributes exactly what it would in the dense layout.
 
@@ -40,7 +42,7 @@ from torch import Tensor, nn
 
 from .base_mpnn import GraphJets
 
-__all__ = ["JetRows", "jet_rows", "normalize_jets", "ZeroMLP", "Order1Encoder", "Order2Encoder", "Order3Encoder",
+__all__ = ["JetRows", "jet_rows", "tuple_multiplicity", "normalize_jets", "ZeroMLP", "Order1Encoder", "Order2Encoder", "Order3Encoder",
            "DerivativeEncoder", "JET_NORMS"]
 
 JET_NORMS = ("rms", "asinh", "none")
@@ -52,8 +54,9 @@ class JetRows:
 
     Attributes:
         values: ``(M, r*C)`` entry features.
-        index: ``(M, k+1)`` global node ids ``(v, u_1, .., u_k)`` of each entry.
+        index: ``(M, k+1)`` global node ids ``(v, u_1, .., u_k)`` of each entry, ``u_1 <= .. <= u_k``.
         graph: ``(M,)`` graph id of each entry.
+        multiplicity: ``(M,)`` number of ordered tuples ``(u_1..u_k)`` the entry stands for (same dtype as values).
         graph_sizes: ``(B,)`` nodes per graph.
         num_nodes: ``N``.
     """
@@ -63,6 +66,7 @@ class JetRows:
     graph: Tensor
     graph_sizes: Tensor
     num_nodes: int
+    multiplicity: Tensor
 
     @property
     def order(self) -> int:
@@ -77,8 +81,20 @@ def _graph_of_node(sizes: Tensor) -> Tensor:
     return torch.repeat_interleave(torch.arange(len(sizes), device=sizes.device), sizes)
 
 
+def tuple_multiplicity(members: Tensor) -> Tensor:
+    """Number of distinct orderings of each sorted tuple (rows of ``members``, ``(M, k)``): ``k! / prod(run!)``."""
+    m, k = members.shape
+    count = torch.ones(m, dtype=torch.long, device=members.device)
+    run = torch.ones(m, dtype=torch.long, device=members.device)
+    for i in range(1, k):
+        same = members[:, i] == members[:, i - 1]
+        run = torch.where(same, run + 1, torch.ones_like(run))
+        count = count * (i + 1) // run  # k!/prod(run!) built one slot at a time
+    return count
+
+
 def jet_rows(jets: GraphJets, k: int) -> JetRows:
-    """Order-``k`` derivatives of ``jets`` (dense or sparse) as :class:`JetRows`."""
+    """Order-``k`` derivatives of ``jets`` (dense or sparse) as :class:`JetRows` of sorted tuples."""
     comp = jets.derivatives[k - 1]
     layout = jets.layout
     sizes = layout.graph.batch_num_nodes()
@@ -90,19 +106,21 @@ def jet_rows(jets: GraphJets, k: int) -> JetRows:
         slots = torch.arange(P, device=sizes.device)
         m1 = slots.view(1, P) < sizes[gnode].view(n, 1)  # (N, P): slot p is a node of v's graph
         mask = m1
-        for i in range(1, k):
-            mask = mask.unsqueeze(-1) & m1.view(n, *(1,) * i, P)
+        for i in range(1, k):  # slot i of v's graph, and not below slot i-1 (sorted tuples)
+            ordered = slots.view(*(1,) * i, P, 1) <= slots.view(*(1,) * i, 1, P)
+            mask = (mask.unsqueeze(-1) & m1.view(n, *(1,) * i, P)) & ordered.view(1, *ordered.shape[1:])
         idx = mask.nonzero()  # (M, k+1): v, p_1..p_k
         values = comp[mask]
         v = idx[:, 0]
         index = torch.cat([v[:, None], idx[:, 1:] + offsets[gnode[v]][:, None]], 1)
     else:
-        owner = layout.owner[k]
+        owner = layout.owner[k]  # the sparse layout stores exactly the sorted tuples
         members = layout.pair_member[layout.ball_ptr[owner][:, None] + layout.positions[k]]
         index = torch.cat([owner[:, None], members], 1)
         values = comp
     values = values.reshape(values.shape[0], -1)
-    return JetRows(values, index, gnode[index[:, 0]], sizes, n)
+    mult = tuple_multiplicity(index[:, 1:]).to(values.dtype)
+    return JetRows(values, index, gnode[index[:, 0]], sizes, n, mult)
 
 
 def _segment_sum(values: Tensor, seg: Tensor, num: int) -> Tensor:
@@ -117,13 +135,13 @@ def normalize_jets(rows: JetRows, norm: str) -> JetRows:
     x = rows.values
     if norm == "rms":
         k = rows.order
-        ss = _segment_sum(x * x, rows.graph, len(rows.graph_sizes))
+        ss = _segment_sum(rows.multiplicity.unsqueeze(1) * x * x, rows.graph, len(rows.graph_sizes))
         denom = rows.graph_sizes.to(x.dtype).pow(k + 1).unsqueeze(1)
         scale = torch.sqrt(ss / denom + 1e-20)
         x = torch.asinh(x / scale[rows.graph])
     elif norm == "asinh":
         x = torch.asinh(x)
-    return JetRows(x, rows.index, rows.graph, rows.graph_sizes, rows.num_nodes)
+    return JetRows(x, rows.index, rows.graph, rows.graph_sizes, rows.num_nodes, rows.multiplicity)
 
 
 class ZeroMLP(nn.Module):
@@ -235,13 +253,17 @@ class Order2Encoder(nn.Module):
         diag_rows = ((v == u) & (u == w)).nonzero().squeeze(1)
         diag = x.new_zeros(n, x.shape[1]).index_copy(0, v[diag_rows], x[diag_rows])
         uu = (u == w).nonzero().squeeze(1)
-        vu = (v == u).nonzero().squeeze(1)
+        vu = ((v == u) | (v == w)).nonzero().squeeze(1)  # the sorted row of D2[v, v, u] for every u, once
         f = self.phi_all(x)
+        # rows stand for (u, w) and (w, u): weighted for the all-pairs pool; the transposed pool (over the first
+        # marked node) gets row (t, u, w) at u and, when u != w, also at w
+        off = (u != w).nonzero().squeeze(1)
+        transposed = _segment_sum(f[:, H:], u, n).index_add(0, w[off], f[off, H:])
         feats = [diag,
                  _pool(self.phi_uu(x[uu]), v[uu], size, 1, n),
                  _pool(self.phi_vu(x[vu]), v[vu], size, 1, n),
-                 _pool(f[:, :H], v, size, 2, n),
-                 _pool(f[:, H:], u, size, 2, n)]
+                 _pool(rows.multiplicity.unsqueeze(1) * f[:, :H], v, size, 2, n),
+                 transposed / size.to(x.dtype).pow(2).unsqueeze(1)]
         return self.out(torch.cat(feats, 1))
 
 
@@ -273,7 +295,8 @@ class Order3Encoder(nn.Module):
         diag_rows = ((v == u) & (u == w) & (w == y)).nonzero().squeeze(1)
         diag = x.new_zeros(n, x.shape[1]).index_copy(0, v[diag_rows], x[diag_rows])
         uuu = ((u == w) & (w == y)).nonzero().squeeze(1)
-        feats = [diag, _pool(self.phi_uuu(x[uuu]), v[uuu], size, 1, n), _pool(self.phi_all(x), v, size, 3, n)]
+        feats = [diag, _pool(self.phi_uuu(x[uuu]), v[uuu], size, 1, n),
+                 _pool(rows.multiplicity.unsqueeze(1) * self.phi_all(x), v, size, 3, n)]
         return self.out(torch.cat(feats, 1))
 
 

@@ -170,9 +170,14 @@ def receptive_field_pairs(g: dgl.DGLGraph, depth: int) -> tuple[Tensor, Tensor]:
 class SparseLayout:
     """Jets stored only over ``T``-hop receptive fields, aggregated on DGL tuple graphs (see module docstring).
 
-    Shapes: component ``k`` is ``(M_k, r, C)``; row ``t`` is the tuple ``(owner_k[t], ball(owner)[pos_k[t]])``.
-    Tuples of one owner are contiguous and ordered lexicographically by their ball positions, so the tuple with
-    positions ``(a_1..a_k)`` of owner ``v`` is row ``start_k[v] + sum_i a_i c_v^(k-i)`` (``c_v`` = ball size).
+    Derivatives are symmetric in the marked nodes, so only *sorted* tuples are stored: order ``k`` keeps the
+    multisets ``u_1 <= .. <= u_k`` of the ball (about ``c^k / k!`` rows per owner with ball size ``c``, instead
+    of ``c^k``); the chain rule holds tuple by tuple, so nothing else changes.  :meth:`full_rows` expands them back
+    to every ordered tuple for read-out.
+
+    Shapes: component ``k`` is ``(M_k, r, C)``; row ``t`` is the tuple ``(owner_k[t], ball(owner)[positions_k[t]])``
+    with non-decreasing positions (ball members are sorted by node id, so positions and node ids sort alike).  Rows
+    are sorted by ``key_k = (owner, positions)`` in mixed radix, which is how sub-tuples find their rows.
     """
 
     mode = "sparse"
@@ -180,11 +185,13 @@ class SparseLayout:
     def __init__(self, g: dgl.DGLGraph, depth: int, order: int):
         self.graph = g
         self._sub_row_cache: dict[tuple[int, tuple[int, ...]], Tensor] = {}
+        self._full_row_cache: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
         n = self.num_nodes = g.num_nodes()
         owner, member = receptive_field_pairs(g, depth)
         self.pair_owner, self.pair_member = owner, member
         self.ball_ptr = _ptr(owner, n)
         self.ball_size = self.ball_ptr.diff()
+        self.radix = max(int(self.ball_size.max()) if n else 1, 1)
         self.pos1 = torch.arange(len(owner)) - self.ball_ptr[owner]
 
         # level-1 tuple-graph edges: (x, u) -> (v, u) for each edge x -> v with u in ball(v)
@@ -197,8 +204,8 @@ class SparseLayout:
         e_idx, src_row, dst_row = e_idx[keep], p_idx[keep], target[keep]
 
         self.owner: list[Tensor] = [torch.arange(n), owner]  # owner of each row, per level (level 0 = nodes)
-        self.start: list[Tensor] = [torch.arange(n), self.ball_ptr[:-1]]
         self.positions: list[Tensor] = [torch.zeros(n, 0, dtype=torch.long), self.pos1[:, None]]
+        self.keys: list[Tensor] = [torch.arange(n), self._key(owner, self.pos1[:, None])]
         self.tuple_graphs: list[dgl.DGLGraph] = [g]
         self.edge_ids: list[Tensor] = [torch.arange(g.num_edges())]
         self._add_tuple_graph(src_row, dst_row, e_idx)
@@ -210,6 +217,21 @@ class SparseLayout:
             self._add_edge_level(k, lvl1, edge_ptr)
 
     # -- construction -------------------------------------------------------------------------------------------------
+    def _key(self, owner: Tensor, positions: Tensor) -> Tensor:
+        key = owner.clone()
+        for i in range(positions.shape[1]):
+            key = key * self.radix + positions[:, i]
+        return key
+
+    def _row_of(self, owner: Tensor, positions: Tensor) -> Tensor:
+        """Row of each sorted tuple ``(owner, positions)`` in its level (the tuple must be stored)."""
+        k = positions.shape[1]
+        if k == 0:
+            return owner
+        if k == 1:
+            return self.ball_ptr[owner] + positions[:, 0]
+        return torch.searchsorted(self.keys[k], self._key(owner, positions))
+
     def _add_tuple_graph(self, src_row: Tensor, dst_row: Tensor, edge_id: Tensor) -> None:
         k = len(self.tuple_graphs)
         m = len(self.owner[k])
@@ -217,25 +239,29 @@ class SparseLayout:
         self.edge_ids.append(edge_id)
 
     def _add_level(self, k: int) -> None:
-        prev_owner = self.owner[k - 1]
-        prev_ptr = _ptr(prev_owner, self.num_nodes)
-        i, j = grouped_product(prev_ptr, self.ball_ptr)
+        """Sorted k-tuples: each sorted (k-1)-tuple extended by every ball position >= its last one."""
+        prev_owner, prev_pos = self.owner[k - 1], self.positions[k - 1]
+        i, j = expand_ranges(self.ball_ptr[prev_owner] + prev_pos[:, -1], self.ball_ptr[prev_owner + 1])
         self.owner.append(prev_owner[i])
-        self.positions.append(torch.cat([self.positions[k - 1][i], self.pos1[j, None]], 1))
-        self.start.append(torch.cat([prev_ptr.new_zeros(1), torch.cumsum(self.ball_size**k, 0)[:-1]]))
+        self.positions.append(torch.cat([prev_pos[i], self.pos1[j, None]], 1))
+        self.keys.append(self._key(self.owner[k], self.positions[k]))
 
     def _add_edge_level(self, k: int, lvl1: tuple[Tensor, Tensor, Tensor], edge_ptr: Tensor) -> None:
-        src1, dst1, eid1 = lvl1
+        """Tuple-graph edges (x, U) -> (v, U) of level k: a level-(k-1) edge and a level-1 edge of the same graph
+        edge x -> v, kept when the appended node is >= the tuple's last one (both stay sorted)."""
+        src1, dst1, _ = lvl1
         prev = self.tuple_graphs[k - 1]
         psrc, pdst = prev.edges()
         peid = self.edge_ids[k - 1]
         prev_ptr = _ptr(peid, self.graph.num_edges())
         a, b = grouped_product(prev_ptr, edge_ptr)
+        last = self.pair_member[self.ball_ptr[self.owner[k - 1][pdst[a]]] + self.positions[k - 1][pdst[a], -1]]
+        keep = self.pair_member[dst1[b]] >= last
+        a, b = a[keep], b[keep]
         x, v = self.graph.edges()
         x, v = x[peid[a]], v[peid[a]]
-        c_x, c_v = self.ball_size[x], self.ball_size[v]
-        srow = self.start[k][x] + (psrc[a] - self.start[k - 1][x]) * c_x + self.pos1[src1[b]]
-        drow = self.start[k][v] + (pdst[a] - self.start[k - 1][v]) * c_v + self.pos1[dst1[b]]
+        srow = self._row_of(x, torch.cat([self.positions[k - 1][psrc[a]], self.pos1[src1[b], None]], 1))
+        drow = self._row_of(v, torch.cat([self.positions[k - 1][pdst[a]], self.pos1[dst1[b], None]], 1))
         self._add_tuple_graph(srow, drow, peid[a])
 
     # -- storage ------------------------------------------------------------------------------------------------------
@@ -259,13 +285,8 @@ class SparseLayout:
         return self._sub_row_cache[order, slots]
 
     def _compute_sub_rows(self, order: int, slots: tuple[int, ...]) -> Tensor:
-        owner = self.owner[order]
-        pos = self.positions[order][:, list(slots)]
-        size = self.ball_size[owner]
-        row = torch.zeros_like(owner)
-        for i in range(len(slots)):
-            row = row * size + pos[:, i]
-        return self.start[len(slots)][owner] + row
+        # a sub-tuple of a sorted tuple is sorted, so it is a stored row of its level
+        return self._row_of(self.owner[order], self.positions[order][:, list(slots)])
 
     def product(self, factors: Sequence[tuple[Tensor, tuple[int, ...]]], order: int,
                 out: Tensor | None = None) -> Tensor:
@@ -280,14 +301,26 @@ class SparseLayout:
         return _aggregate_edge_values(self.graph, edge_values)
 
     # -- read-out -----------------------------------------------------------------------------------------------------
+    def full_rows(self, order: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Every ordered tuple of the receptive fields: ``(owner, members (M, order), row)``, lexicographic in
+        ``(owner, ball positions)``; ``row`` is the stored (sorted) row holding its value."""
+        if order not in self._full_row_cache:
+            owner, pos = torch.arange(self.num_nodes), torch.zeros(self.num_nodes, 0, dtype=torch.long)
+            for _ in range(order):
+                i, j = expand_ranges(self.ball_ptr[owner], self.ball_ptr[owner + 1])
+                owner, pos = owner[i], torch.cat([pos[i], self.pos1[j, None]], 1)
+            members = self.pair_member[self.ball_ptr[owner][:, None] + pos]
+            row = self._row_of(owner, pos.sort(dim=1).values)
+            self._full_row_cache[order] = (owner, members, row)
+        return self._full_row_cache[order]
+
     def graph_block(self, comp: Tensor, order: int, i: int) -> Tensor:
         """Graph ``i``'s dense block ``(n, n, .., n, r, C)`` of a component (zeros outside receptive fields)."""
         counts = self.graph.batch_num_nodes()
         start = int(counts[:i].sum())
         n = int(counts[i])
-        owner = self.owner[order]
-        rows = ((owner >= start) & (owner < start + n)).nonzero().squeeze(1)
-        members = self.pair_member[self.ball_ptr[owner[rows], None] + self.positions[order][rows]] - start
+        owner, members, row = self.full_rows(order)
+        sel = ((owner >= start) & (owner < start + n)).nonzero().squeeze(1)
         out = comp.new_zeros(n, *(n,) * order, *comp.shape[1:])
-        index = (owner[rows] - start,) + tuple(members[:, i] for i in range(order))
-        return out.index_put(index, comp[rows])
+        index = (owner[sel] - start,) + tuple(members[sel, i] - start for i in range(order))
+        return out.index_put(index, comp[row[sel]])
