@@ -494,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-train-graphs", type=int, default=None)
     p.add_argument("--max-eval-graphs", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the final summary as one JSON line (for scripts)")
     a = p.parse_args(argv)
     if a.arch is None and a.finetune is None:
         p.error("give an architecture (e.g. hod-gnn) or --finetune ZOO_MODEL")
@@ -508,9 +509,20 @@ def main(argv: list[str] | None = None) -> int:
                 progress=not a.no_progress, finetune=a.finetune, freeze=a.freeze,
                 body_lr_scale=a.body_lr_scale)
     m = rec["metrics"]
-    print(json.dumps({"best_epoch": m["best_epoch"], "best_val": m["best_val"], "test_at_best_val":
-                      m["test_at_best_val"], "epochs_run": rec["recipe"]["epochs_run"],
-                      "time_per_epoch_s_mean": rec["timing"]["time_per_epoch_s_mean"]}))
+    summary = {"out": a.out, "arch": rec["arch"], "dataset": rec["dataset"], "params": rec["num_params"],
+               "epochs_run": rec["recipe"]["epochs_run"], "best_epoch": m["best_epoch"],
+               "best_val": m["best_val"], "test_at_best_val": m["test_at_best_val"],
+               "time_per_epoch_s_mean": rec["timing"]["time_per_epoch_s_mean"],
+               "wall_time_s": rec["timing"]["wall_time_s"], "stop_reason": rec["recipe"]["stop_reason"]}
+    if a.json:
+        print(json.dumps(summary))
+    else:
+        metric = m["metric"]
+        width = max(len(k) for k in summary) + 2
+        print(f"\nfinished {rec['arch']} on {rec['dataset']} ({metric}; weights and record in {a.out}/)")
+        for key, value in summary.items():
+            text = f"{value:.4f}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else value
+            print(f"  {key.ljust(width)}{text}")
     return 0
 
 

@@ -89,3 +89,16 @@ def test_time_budget_plans_epochs_after_the_first(tmp_path):
         assert wall + sum(times) / len(times) > budget
     else:
         assert r["epochs_run"] == r["planned_epochs"]
+
+
+def test_cli_prints_a_final_table_or_json(tmp_path, capsys):
+    from dgl_hod.train import main
+
+    args = ["gine", "--dataset", "zinc12k", "--config", '{"hidden_dim": 8, "num_layers": 2}', "--epochs", "1",
+            "--max-train-graphs", "64", "--max-eval-graphs", "32", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    assert "finished gine on zinc12k" in out and "test_at_best_val" in out
+    assert main([*args, "--out", str(tmp_path / "b"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["epochs_run"] == 1 and summary["best_epoch"] == 1 and summary["arch"] == "gine"
