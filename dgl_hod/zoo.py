@@ -353,10 +353,11 @@ def package_run(run_dir: str | os.PathLike | Sequence[str | os.PathLike], name: 
     if not runs:
         raise ValueError("give at least one run directory")
     verified = [_verified_run(r, tolerance, require_full_train) for r in runs]
-    record, config, model, measured = verified[0]
+    record, config, model, _ = verified[0]
     for run, (rec_i, _, _, _) in zip(runs[1:], verified[1:]):
         differ = [k for k in _SAME_ACROSS_SEEDS if rec_i.get(k) != record.get(k)]
-        differ += [f"recipe.{k}" for k in _SAME_RECIPE_ACROSS_SEEDS if rec_i["recipe"].get(k) != record["recipe"].get(k)]
+        differ += [f"recipe.{k}" for k in _SAME_RECIPE_ACROSS_SEEDS
+                   if rec_i["recipe"].get(k) != record["recipe"].get(k)]
         if differ:
             raise ValueError(f"{run} is not a seed of {runs[0]}: {', '.join(differ)} differ")
     seeds = [rec_i["recipe"].get("seed", 0) for rec_i, *_ in verified]

@@ -11,9 +11,10 @@ equivariant under node permutations (and the graph read-out invariant).
 read, each with its ``multiplicity`` (the number of ordered tuples it stands for: 1, 2, 3 or 6); a sum over all
 ordered tuples is a multiplicity-weighted sum over the rows.  Dense jets give every sorted in-graph tuple (padding
 slots are dropped with the graph sizes); sparse jets store exactly the sorted tuples inside the ``T``-hop receptive
-field (every other derivative is exactly zero).  To make both layouts give the same result, every learned map applied to an entry satisfies
-:math:`\phi(0) = 0` (:class:`ZeroMLP`), and every pool is divided by the graph size, never by the number of stored
-rows: a missing (zero) entry then contributes exactly what it would in the dense layout.
+field (every other derivative is exactly zero).  To make both layouts give the same result, every learned map
+applied to an entry satisfies :math:`\phi(0) = 0` (:class:`ZeroMLP`), and every pool is divided by the graph size,
+never by the number of stored rows: a missing (zero) entry then contributes exactly what it would in the dense
+layout.
 
 **Pool normalisation.**  Pools over ``u`` are means over the graph's ``n`` nodes (sum / ``n``), pools over
 ``(u, w)`` sum / ``n^2``: bounded for any graph size, and still injective-enough on multisets of the same size (the
@@ -42,8 +43,8 @@ from torch import Tensor, nn
 
 from .base_mpnn import GraphJets
 
-__all__ = ["JetRows", "jet_rows", "tuple_multiplicity", "normalize_jets", "ZeroMLP", "Order1Encoder", "Order2Encoder", "Order3Encoder",
-           "DerivativeEncoder", "JET_NORMS"]
+__all__ = ["JetRows", "jet_rows", "tuple_multiplicity", "normalize_jets", "ZeroMLP", "Order1Encoder",
+           "Order2Encoder", "Order3Encoder", "DerivativeEncoder", "JET_NORMS"]
 
 JET_NORMS = ("rms", "asinh", "none")
 
@@ -115,8 +116,7 @@ def jet_rows(jets: GraphJets, k: int) -> JetRows:
         index = torch.cat([v[:, None], idx[:, 1:] + offsets[gnode[v]][:, None]], 1)
     else:
         owner = layout.owner[k]  # the sparse layout stores exactly the sorted tuples
-        members = layout.pair_member[layout.ball_ptr[owner][:, None] + layout.positions[k]]
-        index = torch.cat([owner[:, None], members], 1)
+        index = torch.cat([owner[:, None], layout.members(owner, layout.positions[k])], 1)
         values = comp
     values = values.reshape(values.shape[0], -1)
     mult = tuple_multiplicity(index[:, 1:]).to(values.dtype)

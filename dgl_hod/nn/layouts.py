@@ -223,6 +223,10 @@ class SparseLayout:
             key = key * self.radix + positions[:, i]
         return key
 
+    def members(self, owner: Tensor, positions: Tensor) -> Tensor:
+        """Node ids ``(M, k)`` of the tuples ``(owner, ball positions)``."""
+        return self.pair_member[self.ball_ptr[owner][:, None] + positions]
+
     def _row_of(self, owner: Tensor, positions: Tensor) -> Tensor:
         """Row of each sorted tuple ``(owner, positions)`` in its level (the tuple must be stored)."""
         k = positions.shape[1]
@@ -255,7 +259,7 @@ class SparseLayout:
         peid = self.edge_ids[k - 1]
         prev_ptr = _ptr(peid, self.graph.num_edges())
         a, b = grouped_product(prev_ptr, edge_ptr)
-        last = self.pair_member[self.ball_ptr[self.owner[k - 1][pdst[a]]] + self.positions[k - 1][pdst[a], -1]]
+        last = self.members(self.owner[k - 1][pdst[a]], self.positions[k - 1][pdst[a], -1:])[:, 0]
         keep = self.pair_member[dst1[b]] >= last
         a, b = a[keep], b[keep]
         x, v = self.graph.edges()
@@ -309,9 +313,8 @@ class SparseLayout:
             for _ in range(order):
                 i, j = expand_ranges(self.ball_ptr[owner], self.ball_ptr[owner + 1])
                 owner, pos = owner[i], torch.cat([pos[i], self.pos1[j, None]], 1)
-            members = self.pair_member[self.ball_ptr[owner][:, None] + pos]
             row = self._row_of(owner, pos.sort(dim=1).values)
-            self._full_row_cache[order] = (owner, members, row)
+            self._full_row_cache[order] = (owner, self.members(owner, pos), row)
         return self._full_row_cache[order]
 
     def graph_block(self, comp: Tensor, order: int, i: int) -> Tensor:
@@ -322,5 +325,5 @@ class SparseLayout:
         owner, members, row = self.full_rows(order)
         sel = ((owner >= start) & (owner < start + n)).nonzero().squeeze(1)
         out = comp.new_zeros(n, *(n,) * order, *comp.shape[1:])
-        index = (owner[sel] - start,) + tuple(members[sel, i] - start for i in range(order))
+        index = (owner[sel] - start,) + tuple(members[sel, slot] - start for slot in range(order))
         return out.index_put(index, comp[row[sel]])
