@@ -1,4 +1,5 @@
 """Shared by the benchmark scripts: one fresh subprocess per measurement, so each peak RSS is its own."""
+
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -7,7 +8,7 @@ import queue as queue_mod
 import resource
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 def rss_bytes() -> int:

@@ -15,6 +15,7 @@ median over the measured steps, after one warm-up step.
     python benchmarks/bench_baselines.py --batch-size 32 --steps 5   # the README table (benchmarks/results/)
     python benchmarks/bench_baselines.py --batch-size 128 --steps 3 --only gine --only "hod-gnn k1"
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,8 @@ from pathlib import Path
 os.environ.setdefault("DGLBACKEND", "pytorch")
 
 import dgl  # noqa: E402
-from _isolated import exit_with_parent, peak_bytes, rss_bytes, run_in_subprocess  # noqa: E402
 import torch  # noqa: E402
+from _isolated import exit_with_parent, peak_bytes, rss_bytes, run_in_subprocess  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -53,10 +54,6 @@ def configs(d: int) -> list[tuple[str, str, dict]]:
     ]
 
 
-
-
-
-
 def _worker(task: dict, queue) -> None:
     exit_with_parent()
     torch.set_num_threads(task["threads"])
@@ -68,8 +65,9 @@ def _worker(task: dict, queue) -> None:
     ds = load_dataset("zinc12k", "train")
     bs = task["batch_size"]
     batches = [ds.batch(range(i * bs, (i + 1) * bs)) for i in range(task["steps"] + 1)]
-    model = create_model(task["arch"], node_vocab=info.node_feat_dims, edge_vocab=info.edge_feat_dims, num_tasks=1,
-                         **task["config"]).train()
+    model = create_model(
+        task["arch"], node_vocab=info.node_feat_dims, edge_vocab=info.edge_feat_dims, num_tasks=1, **task["config"]
+    ).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     extra = {}
     if task["arch"] in ("ds-gnn", "dss-gnn"):
@@ -78,8 +76,12 @@ def _worker(task: dict, queue) -> None:
         t0 = time.perf_counter()
         for _ in range(3):
             model.bag(bg)
-        extra = {"bag_nodes": bag.num_nodes(), "bag_edges": bag.num_edges(),
-                 "bag_build_s": (time.perf_counter() - t0) / 3, "nodes": bg.num_nodes()}
+        extra = {
+            "bag_nodes": bag.num_nodes(),
+            "bag_edges": bag.num_edges(),
+            "bag_build_s": (time.perf_counter() - t0) / 3,
+            "nodes": bg.num_nodes(),
+        }
         del bag
 
     def step(bg, y):
@@ -93,8 +95,15 @@ def _worker(task: dict, queue) -> None:
     rss0 = rss_bytes()
     step(*batches[0])  # warm-up; the peak below includes it (same work)
     times = [step(*b) for b in batches[1:]]
-    queue.put({**task, **extra, "seconds": statistics.median(times), "peak_bytes": peak_bytes() - rss0,
-               "params": model.num_parameters()})
+    queue.put(
+        {
+            **task,
+            **extra,
+            "seconds": statistics.median(times),
+            "peak_bytes": peak_bytes() - rss0,
+            "params": model.num_parameters(),
+        }
+    )
 
 
 def run_task(task: dict) -> dict:
@@ -107,8 +116,13 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=5, help="measured steps (after one warm-up step)")
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--only", action="append", default=None, metavar="LABEL",
-                        help="run only this model label (repeatable; default: all)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=None,
+        metavar="LABEL",
+        help="run only this model label (repeatable; default: all)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="where to write baselines.{md,json} (default results/)")
     args = parser.parse_args(argv)
 
@@ -117,30 +131,45 @@ def main(argv=None) -> int:
     for label, arch, config in configs(args.hidden):
         if only and label not in only:
             continue
-        task = dict(label=label, arch=arch, config=config, batch_size=args.batch_size, steps=args.steps,
-                    threads=args.threads)
+        task = dict(
+            label=label, arch=arch, config=config, batch_size=args.batch_size, steps=args.steps, threads=args.threads
+        )
         r = run_task(task)
         rows.append(r)
-        print(f"{label:24s} params {r['params']:>8,}  step {r['seconds'] * 1e3:8.1f} ms  "
-              f"peak {r['peak_bytes'] / 2**20:8.1f} MiB" +
-              (f"  bag {r['bag_nodes']:,} nodes / {r['bag_edges']:,} edges, built in {r['bag_build_s'] * 1e3:.1f} ms"
-               if "bag_nodes" in r else ""), flush=True)
+        print(
+            f"{label:24s} params {r['params']:>8,}  step {r['seconds'] * 1e3:8.1f} ms  "
+            f"peak {r['peak_bytes'] / 2**20:8.1f} MiB"
+            + (
+                f"  bag {r['bag_nodes']:,} nodes / {r['bag_edges']:,} edges, built in {r['bag_build_s'] * 1e3:.1f} ms"
+                if "bag_nodes" in r
+                else ""
+            ),
+            flush=True,
+        )
 
-    machine = (f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, dgl {dgl.__version__}, "
-               f"{args.threads} thread(s)")
-    cmd = f"python benchmarks/bench_baselines.py --batch-size {args.batch_size} --steps {args.steps}" + \
-        (f" --hidden {args.hidden}" if args.hidden != 64 else "")
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, dgl {dgl.__version__}, "
+        f"{args.threads} thread(s)"
+    )
+    cmd = f"python benchmarks/bench_baselines.py --batch-size {args.batch_size} --steps {args.steps}" + (
+        f" --hidden {args.hidden}" if args.hidden != 64 else ""
+    )
     ref = next((r for r in rows if r["label"] == "hod-gnn k1"), None)
-    md = [f"Command: `{cmd}` ({machine}). ZINC-12k training batches of {args.batch_size} graphs, float32, "
-          f"D={args.hidden}, 4 layers; median of {args.steps} steps after a warm-up step; peak = extra resident "
-          "memory of the training step.", "",
-          "| model | params | step (ms) | peak (MiB) | peak / hod-gnn k1 | bag nodes / edges |",
-          "|---|---|---|---|---|---|"]
+    md = [
+        f"Command: `{cmd}` ({machine}). ZINC-12k training batches of {args.batch_size} graphs, float32, "
+        f"D={args.hidden}, 4 layers; median of {args.steps} steps after a warm-up step; peak = extra resident "
+        "memory of the training step.",
+        "",
+        "| model | params | step (ms) | peak (MiB) | peak / hod-gnn k1 | bag nodes / edges |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         bag = f"{r['bag_nodes']:,} / {r['bag_edges']:,}" if "bag_nodes" in r else "-"
         rel = f"{r['peak_bytes'] / ref['peak_bytes']:.1f}x" if ref else "-"
-        md.append(f"| {r['label']} | {r['params']:,} | {r['seconds'] * 1e3:.0f} | {r['peak_bytes'] / 2**20:.0f} | "
-                  f"{rel} | {bag} |")
+        md.append(
+            f"| {r['label']} | {r['params']:,} | {r['seconds'] * 1e3:.0f} | {r['peak_bytes'] / 2**20:.0f} | "
+            f"{rel} | {bag} |"
+        )
     text = "\n".join(md) + "\n"
     out_dir = args.out or RESULTS
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
 """Benchmark: derivative jets of BaseMPNN (dgl-hod, one DGL pass) vs torch.func computing the same tensors.
 
-Part A (molecule-sized batch): --num-graphs (default 32, a training batch) random molecule-like graphs (9-37 nodes, degree <= 4, a few rings), GINE base
-MPNN (hidden 64, 4 bond types), orders 1 and 2, depth 4 and 8.  (a) ``BaseMPNN.jets(mode="dense")`` vs (b)
+Part A (molecule-sized batch): --num-graphs (default 32, a training batch) random molecule-like
+graphs (9-37 nodes, degree <= 4, a few rings),
+GINE base MPNN (hidden 64, 4 bond types), orders 1 and 2, depth 4 and 8.  (a) ``BaseMPNN.jets(mode="dense")`` vs (b)
 ``torch.func`` (``jacrev`` then ``jacfwd``) on a pure-torch index_add formulation, graph by graph (the per-graph
 blocks are exactly the tensors (a) returns; differentiating the whole batch at once would also compute the
 cross-graph zeros).  Both run in inference (no autograd graph); results are compared entry by entry.
@@ -16,6 +17,7 @@ invocation on one machine.
     python benchmarks/bench_jets.py            # full run, writes benchmarks/results/jets.{md,json}
     python benchmarks/bench_jets.py --quick    # small version (the demo)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +32,8 @@ from pathlib import Path
 os.environ.setdefault("DGLBACKEND", "pytorch")
 
 import dgl  # noqa: E402
-from _isolated import exit_with_parent, peak_bytes, rss_bytes, run_in_subprocess  # noqa: E402
 import torch  # noqa: E402
+from _isolated import exit_with_parent, peak_bytes, rss_bytes, run_in_subprocess  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -63,8 +65,12 @@ def molecule_like_batch(num_graphs: int, seed: int, min_nodes: int = 9, max_node
     g = dgl.batch(graphs)
     x = torch.randn(g.num_nodes(), 16, generator=gen)
     # each graph lists its bonds forward then backward, so one bond type per bond, repeated
-    e = torch.cat([torch.nn.functional.one_hot(torch.randint(0, 4, (gi.num_edges() // 2,), generator=gen).repeat(2), 4)
-                   for gi in graphs]).float()
+    e = torch.cat(
+        [
+            torch.nn.functional.one_hot(torch.randint(0, 4, (gi.num_edges() // 2,), generator=gen).repeat(2), 4)
+            for gi in graphs
+        ]
+    ).float()
     return graphs, g, x, e
 
 
@@ -79,10 +85,6 @@ def random_regular(n: int, seed: int) -> dgl.DGLGraph:
     return dgl.graph((torch.cat([src, dst]), torch.cat([dst, src])), num_nodes=n)
 
 
-
-
-
-
 def _measure(fn, repeats: int):
     fn()  # warm-up (also builds caches); the peak below includes it, which is the same work
     times = []
@@ -91,8 +93,6 @@ def _measure(fn, repeats: int):
         out = fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times), out
-
-
 
 
 def _worker(task: dict, queue) -> None:
@@ -106,6 +106,7 @@ def _worker(task: dict, queue) -> None:
         graphs, g, x, e = molecule_like_batch(task["num_graphs"], seed=0)
         base = BaseMPNN(16, task["hidden"], task["depth"], edge_dim=4, activation="silu").eval()
         if task["which"] == "ours":
+
             def run():
                 return base.jets(g, x, e, order=task["order"], mode="dense")
         else:
@@ -113,9 +114,17 @@ def _worker(task: dict, queue) -> None:
             noffsets = torch.cumsum(g.batch_num_nodes(), 0) - g.batch_num_nodes()
 
             def run():
-                return [reference_jets(base, gi, x[noffsets[i]: noffsets[i] + gi.num_nodes()],
-                                       e[offsets[i]: offsets[i] + gi.num_edges()], order=task["order"])
-                        for i, gi in enumerate(graphs)]
+                return [
+                    reference_jets(
+                        base,
+                        gi,
+                        x[noffsets[i] : noffsets[i] + gi.num_nodes()],
+                        e[offsets[i] : offsets[i] + gi.num_edges()],
+                        order=task["order"],
+                    )
+                    for i, gi in enumerate(graphs)
+                ]
+
         repeats = task["repeats"] if task["which"] == "ours" else 1
     else:
         g = random_regular(task["num_nodes"], seed=0)
@@ -124,6 +133,7 @@ def _worker(task: dict, queue) -> None:
 
         def run():
             return base.jets(g, x, order=1, mode="sparse")
+
         repeats = task["repeats"]
     with torch.no_grad():
         rss0 = rss_bytes()
@@ -149,8 +159,12 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--num-graphs", type=int, default=32,
-                        help="graphs in the compared batch (torch.func at order 2 takes minutes per 32 graphs)")
+    parser.add_argument(
+        "--num-graphs",
+        type=int,
+        default=32,
+        help="graphs in the compared batch (torch.func at order 2 takes minutes per 32 graphs)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="where to write the .md/.json (default results/)")
     args = parser.parse_args(argv)
 
@@ -167,48 +181,97 @@ def main(argv=None) -> int:
             res = {}
             for which in ("ours", "torch.func"):
                 path = str(out_dir / f".cmp_{which.replace('.', '_')}.pt")
-                task = dict(part="A", which=which, depth=depth, order=order, num_graphs=num_graphs,
-                            hidden=args.hidden, repeats=args.repeats, threads=args.threads, compare_path=path)
+                task = dict(
+                    part="A",
+                    which=which,
+                    depth=depth,
+                    order=order,
+                    num_graphs=num_graphs,
+                    hidden=args.hidden,
+                    repeats=args.repeats,
+                    threads=args.threads,
+                    compare_path=path,
+                )
                 res[which] = run_task(task)
-                print(f"[A] depth {depth} order {order} {which:10s} {res[which]['seconds']:8.3f} s "
-                      f"peak {res[which]['peak_bytes'] / 2**20:8.1f} MiB", flush=True)
+                print(
+                    f"[A] depth {depth} order {order} {which:10s} {res[which]['seconds']:8.3f} s "
+                    f"peak {res[which]['peak_bytes'] / 2**20:8.1f} MiB",
+                    flush=True,
+                )
             ours = torch.load(out_dir / ".cmp_ours.pt")
             ref = torch.load(out_dir / ".cmp_torch_func.pt")
-            err = max(float((a - b).abs().max() / b.abs().max().clamp(min=1e-30))
-                      for oa, ob in zip(ours, ref) for a, b in zip(oa, ob))
-            rows_a.append(dict(depth=depth, order=order, ours_s=res["ours"]["seconds"],
-                               func_s=res["torch.func"]["seconds"],
-                               speedup=res["torch.func"]["seconds"] / res["ours"]["seconds"],
-                               ours_mib=res["ours"]["peak_bytes"] / 2**20,
-                               func_mib=res["torch.func"]["peak_bytes"] / 2**20, max_rel_err=err))
+            err = max(
+                float((a - b).abs().max() / b.abs().max().clamp(min=1e-30))
+                for oa, ob in zip(ours, ref)
+                for a, b in zip(oa, ob)
+            )
+            rows_a.append(
+                dict(
+                    depth=depth,
+                    order=order,
+                    ours_s=res["ours"]["seconds"],
+                    func_s=res["torch.func"]["seconds"],
+                    speedup=res["torch.func"]["seconds"] / res["ours"]["seconds"],
+                    ours_mib=res["ours"]["peak_bytes"] / 2**20,
+                    func_mib=res["torch.func"]["peak_bytes"] / 2**20,
+                    max_rel_err=err,
+                )
+            )
     for f in out_dir.glob(".cmp_*.pt"):
         f.unlink()
     for n in sizes:
         task = dict(part="B", num_nodes=n, depth=3, hidden=args.hidden, repeats=args.repeats, threads=args.threads)
         r = run_task(task)
         print(f"[B] n={n:>7,} {r['seconds']:8.3f} s peak {r['peak_bytes'] / 2**20:8.1f} MiB", flush=True)
-        rows_b.append(dict(num_nodes=n, seconds=r["seconds"], peak_mib=r["peak_bytes"] / 2**20,
-                           pairs=r["entries"], kib_per_node=r["peak_bytes"] / 1024 / n,
-                           us_per_node=r["seconds"] / n * 1e6))
+        rows_b.append(
+            dict(
+                num_nodes=n,
+                seconds=r["seconds"],
+                peak_mib=r["peak_bytes"] / 2**20,
+                pairs=r["entries"],
+                kib_per_node=r["peak_bytes"] / 1024 / n,
+                us_per_node=r["seconds"] / n * 1e6,
+            )
+        )
 
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, dgl {dgl.__version__}, " \
-              f"{args.threads} threads"
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, dgl {dgl.__version__}, "
+        f"{args.threads} threads"
+    )
     cmd = " ".join(["python benchmarks/bench_jets.py", *(argv if argv is not None else sys.argv[1:])])
-    md = [f"Command: `{cmd}` ({machine}). Float32, inference, hidden {args.hidden}, GINE, SiLU.", "",
-          f"**A. {num_graphs} molecule-like graphs (9-37 nodes), dense jets vs torch.func per graph**", "",
-          "| depth | order | dgl-hod (s) | torch.func (s) | speed-up | dgl-hod peak (MiB) | torch.func peak (MiB) "
-          "| max rel. diff |", "|---|---|---|---|---|---|---|---|"]
-    md += [f"| {r['depth']} | {r['order']} | {r['ours_s']:.3f} | {r['func_s']:.2f} | {r['speedup']:.0f}x | "
-           f"{r['ours_mib']:.0f} | {r['func_mib']:.0f} | {r['max_rel_err']:.1e} |" for r in rows_a]
-    md += ["", "**B. sparse mode, order 1, depth 3, random 3-regular graphs**", "",
-           "| nodes | stored (v, u) pairs | time (s) | peak (MiB) | peak per node (KiB) | time per node (us) |",
-           "|---|---|---|---|---|---|"]
-    md += [f"| {r['num_nodes']:,} | {r['pairs']:,} | {r['seconds']:.3f} | {r['peak_mib']:.0f} | "
-           f"{r['kib_per_node']:.1f} | {r['us_per_node']:.1f} |" for r in rows_b]
+    md = [
+        f"Command: `{cmd}` ({machine}). Float32, inference, hidden {args.hidden}, GINE, SiLU.",
+        "",
+        f"**A. {num_graphs} molecule-like graphs (9-37 nodes), dense jets vs torch.func per graph**",
+        "",
+        "| depth | order | dgl-hod (s) | torch.func (s) | speed-up | dgl-hod peak (MiB) | torch.func peak (MiB) "
+        "| max rel. diff |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    md += [
+        f"| {r['depth']} | {r['order']} | {r['ours_s']:.3f} | {r['func_s']:.2f} | {r['speedup']:.0f}x | "
+        f"{r['ours_mib']:.0f} | {r['func_mib']:.0f} | {r['max_rel_err']:.1e} |"
+        for r in rows_a
+    ]
+    md += [
+        "",
+        "**B. sparse mode, order 1, depth 3, random 3-regular graphs**",
+        "",
+        "| nodes | stored (v, u) pairs | time (s) | peak (MiB) | peak per node (KiB) | time per node (us) |",
+        "|---|---|---|---|---|---|",
+    ]
+    md += [
+        f"| {r['num_nodes']:,} | {r['pairs']:,} | {r['seconds']:.3f} | {r['peak_mib']:.0f} | "
+        f"{r['kib_per_node']:.1f} | {r['us_per_node']:.1f} |"
+        for r in rows_b
+    ]
     text = "\n".join(md) + "\n"
     (out_dir / "jets.md").write_text(text)
-    (out_dir / "jets.json").write_text(json.dumps({"command": cmd, "machine": machine, "dense_vs_torch_func": rows_a,
-                                                   "sparse_scaling": rows_b}, indent=2))
+    (out_dir / "jets.json").write_text(
+        json.dumps(
+            {"command": cmd, "machine": machine, "dense_vs_torch_func": rows_a, "sparse_scaling": rows_b}, indent=2
+        )
+    )
     print()
     print(text)
     return 0

@@ -11,6 +11,7 @@ steps after one warm-up step.
     python benchmarks/bench_train_step.py                 # writes benchmarks/results/train_step.{md,json}
     python benchmarks/bench_train_step.py --modes sparse --repeats 3
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,7 @@ def _worker(task: dict, queue) -> None:
         idx = np.random.default_rng(0).choice(len(ds), task["batch_size"], replace=False)
         g, y = ds.batch(idx)
         torch.manual_seed(0)
-        model = create_model("hod-gnn", **MODEL, order=task["order"], base_layers=task["depth"],
-                             jet_mode=task["mode"])
+        model = create_model("hod-gnn", **MODEL, order=task["order"], base_layers=task["depth"], jet_mode=task["mode"])
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
         def step():
@@ -64,8 +64,16 @@ def _worker(task: dict, queue) -> None:
             step()
             times.append(time.perf_counter() - t0)
         peak = peak_bytes() - rss0
-        queue.put({**task, "seconds": statistics.median(times), "times": times, "peak_bytes": peak,
-                   "num_nodes": g.num_nodes(), "num_params": sum(p.numel() for p in model.parameters())})
+        queue.put(
+            {
+                **task,
+                "seconds": statistics.median(times),
+                "times": times,
+                "peak_bytes": peak,
+                "num_nodes": g.num_nodes(),
+                "num_params": sum(p.numel() for p in model.parameters()),
+            }
+        )
     except Exception as exc:  # report, don't hang
         queue.put({**task, "error": f"{type(exc).__name__}: {exc}"})
 
@@ -90,22 +98,35 @@ def main(argv=None) -> int:
     for order in a.orders:
         for depth in a.depths:
             for mode in a.modes:
-                task = {"order": order, "depth": depth, "mode": mode, "batch_size": a.batch_size,
-                        "repeats": a.repeats, "threads": a.threads}
+                task = {
+                    "order": order,
+                    "depth": depth,
+                    "mode": mode,
+                    "batch_size": a.batch_size,
+                    "repeats": a.repeats,
+                    "threads": a.threads,
+                }
                 r = run_task(task)
                 rows.append(r)
                 msg = r.get("error") or f"{r['seconds'] * 1000:.0f} ms/step, peak {r['peak_bytes'] / 2**20:.0f} MiB"
                 print(f"k{order} T={depth} {mode}: {msg}", file=sys.stderr, flush=True)
     machine = machine_string()
-    lines = [f"Training step (forward + backward + AdamW) of HOD-GNN on a batch of {a.batch_size} ZINC-12k graphs, "
-             f"{a.threads} thread(s), median of {a.repeats} steps after a warm-up; peak = extra resident memory. "
-             f"{machine}.", "", "| order k | depth T | jet mode | params | ms / step | peak MiB |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"Training step (forward + backward + AdamW) of HOD-GNN on a batch of {a.batch_size} ZINC-12k graphs, "
+        f"{a.threads} thread(s), median of {a.repeats} steps after a warm-up; peak = extra resident memory. "
+        f"{machine}.",
+        "",
+        "| order k | depth T | jet mode | params | ms / step | peak MiB |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['order']} | {r['depth']} | {r['mode']} | – | {r['error']} | – |")
         else:
-            lines.append(f"| {r['order']} | {r['depth']} | {r['mode']} | {r['num_params']:,} | "
-                         f"{r['seconds'] * 1000:.0f} | {r['peak_bytes'] / 2**20:.0f} |")
+            lines.append(
+                f"| {r['order']} | {r['depth']} | {r['mode']} | {r['num_params']:,} | "
+                f"{r['seconds'] * 1000:.0f} | {r['peak_bytes'] / 2**20:.0f} |"
+            )
     text = "\n".join(lines)
     print(text)
     a.out.mkdir(parents=True, exist_ok=True)

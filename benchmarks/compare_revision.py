@@ -8,6 +8,7 @@ child reports the median of its steps after a warm-up and its max RSS.  The old 
     python benchmarks/compare_revision.py --rev 399fe65 \\
         --config '{"order":2,"jet_mode":"sparse","base_layers":3,"base_hidden_dim":16,"encoder_hidden_dim":32}'
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,14 @@ print(json.dumps({"step_s": sorted(times[1:])[len(times[1:]) // 2], "max_rss_mib
 
 def run_child(tree: Path, args) -> dict:
     env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, "-c", CHILD, args.arch, args.config, str(args.batch_size), str(args.steps)],
-                         cwd=tree, env=env, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, args.arch, args.config, str(args.batch_size), str(args.steps)],
+        cwd=tree,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -72,13 +79,20 @@ def main(argv: list[str] | None = None) -> int:
                 res["new"].append(run_child(ROOT, args))
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(old_tree)], cwd=ROOT, check=False)
-    summary = {k: {"step_s": statistics.median(r["step_s"] for r in v),
-                   "max_rss_mib": statistics.median(r["max_rss_mib"] for r in v)} for k, v in res.items()}
+    summary = {
+        k: {
+            "step_s": statistics.median(r["step_s"] for r in v),
+            "max_rss_mib": statistics.median(r["max_rss_mib"] for r in v),
+        }
+        for k, v in res.items()
+    }
     print(f"{args.arch} {args.config}, batch {args.batch_size}, 1 thread, {args.rounds} alternating rounds")
     print(f"  {args.rev}: {summary['old']['step_s']:.3f} s/step, max RSS {summary['old']['max_rss_mib']:.0f} MiB")
     print(f"  working tree: {summary['new']['step_s']:.3f} s/step, max RSS {summary['new']['max_rss_mib']:.0f} MiB")
-    print(f"  speed-up {summary['old']['step_s'] / summary['new']['step_s']:.2f}x, memory "
-          f"{summary['new']['max_rss_mib'] / summary['old']['max_rss_mib']:.2f}x")
+    print(
+        f"  speed-up {summary['old']['step_s'] / summary['new']['step_s']:.2f}x, memory "
+        f"{summary['new']['max_rss_mib'] / summary['old']['max_rss_mib']:.2f}x"
+    )
     return 0
 
 

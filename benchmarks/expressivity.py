@@ -11,6 +11,7 @@ table then says how many pairs were evaluated.
 
 Writes ``benchmarks/results/expressivity.{md,json}`` (``--out``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,6 @@ from pathlib import Path
 
 os.environ.setdefault("DGLBACKEND", "pytorch")
 
-import torch  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 COMMON = {"hidden_dim": 32, "base_hidden_dim": 16, "downstream_layers": 2, "jet_mode": "sparse"}
@@ -44,8 +44,13 @@ def parse_model(spec: str) -> tuple[str, tuple[str, dict]]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", action="append", default=None, metavar="LABEL=ARCH:JSON",
-                   help="model to evaluate (repeatable); default: HOD-GNN k1/k2 at depths 4 and 8")
+    p.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        metavar="LABEL=ARCH:JSON",
+        help="model to evaluate (repeatable); default: HOD-GNN k1/k2 at depths 4 and 8",
+    )
     p.add_argument("--sets", nargs="+", default=["exp", "csl", "sr25", "brec"])
     p.add_argument("--num-perms", type=int, default=4)
     p.add_argument("--tau", type=float, default=10.0)
@@ -66,17 +71,26 @@ def main(argv=None) -> int:
     results = {}
     for label, (arch, config) in models.items():
         t0 = time.time()
-        results[label] = expressivity_counts(model_factory(arch, **config), sets=a.sets, num_perms=a.num_perms,
-                                             tau=a.tau, rho=a.rho, seed=a.seed, max_pairs=a.max_pairs,
-                                             time_limit_s=a.time_limit or None)
+        results[label] = expressivity_counts(
+            model_factory(arch, **config),
+            sets=a.sets,
+            num_perms=a.num_perms,
+            tau=a.tau,
+            rho=a.rho,
+            seed=a.seed,
+            max_pairs=a.max_pairs,
+            time_limit_s=a.time_limit or None,
+        )
         results[label]["model"] = {"arch": arch, "config": config}
         summary = {k: v["distinguished"] for k, v in results[label].items() if isinstance(v, dict) and "total" in v}
         print(f"{label}: {summary} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
     machine = machine_string()
-    header = (f"Random initialisation (seed {a.seed}), float64, eval mode; a pair counts when the distance of the "
-              f"mean embeddings exceeds {a.tau:g} x the largest spread over {a.num_perms} random relabelings of each "
-              f"graph and {a.rho:g} x the embedding norm; time limit {a.time_limit:g} s per (model, set). "
-              f"{machine}.")
+    header = (
+        f"Random initialisation (seed {a.seed}), float64, eval mode; a pair counts when the distance of the "
+        f"mean embeddings exceeds {a.tau:g} x the largest spread over {a.num_perms} random relabelings of each "
+        f"graph and {a.rho:g} x the embedding norm; time limit {a.time_limit:g} s per (model, set). "
+        f"{machine}."
+    )
     table = format_table({k: {s: v for s, v in r.items() if s != "model"} for k, r in results.items()})
     text = header + "\n\n" + table
     print(text)

@@ -14,6 +14,7 @@ Each run is a separate ``python -m dgl_hod.train`` process writing ``OUT/<varian
     python benchmarks/finetune_transfer.py --pretrained hod-gnn-k1-molhiv --dataset ogbg-molbace \\
         --budget 200 --seeds 0 1 2        # the README table (benchmarks/results/transfer.{md,json})
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,9 +39,22 @@ def command(variant: str, entry, args, seed: int, out: Path) -> list[str]:
         cmd += ["--finetune", entry.name, "--body-lr-scale", str(args.body_lr_scale)]
         if variant == "finetune-frozen-base":
             cmd += ["--freeze", "base"]
-    return cmd + ["--dataset", args.dataset, "--time-budget", str(args.budget), "--seed", str(seed),
-                  "--lr", str(args.lr), "--threads", str(args.threads), "--out", str(out), "--resume",
-                  "--no-progress"]
+    return cmd + [
+        "--dataset",
+        args.dataset,
+        "--time-budget",
+        str(args.budget),
+        "--seed",
+        str(seed),
+        "--lr",
+        str(args.lr),
+        "--threads",
+        str(args.threads),
+        "--out",
+        str(out),
+        "--resume",
+        "--no-progress",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     entry = model_info(args.pretrained)
     out_root = Path(args.out) / f"{args.pretrained}-to-{args.dataset}"
     runs: dict[str, list[dict]] = {v: [] for v in args.variants}
-    for seed in args.seeds:           # seed-major: an interrupted sweep still has every variant for early seeds
+    for seed in args.seeds:  # seed-major: an interrupted sweep still has every variant for early seeds
         for variant in args.variants:
             out = out_root / f"{variant}-s{seed}"
             if not (out / "record.json").exists():
@@ -71,36 +85,62 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[{time.strftime('%H:%M:%S')}] {variant} seed {seed}: {' '.join(cmd[1:])}", flush=True)
                 subprocess.run(cmd, check=True, cwd=ROOT)
             rec = json.loads((out / "record.json").read_text())
-            runs[variant].append({"seed": seed, "val": rec["metrics"]["best_val"],
-                                  "test": rec["metrics"]["test_at_best_val"],
-                                  "epochs": rec["recipe"]["epochs_run"],
-                                  "s_per_epoch": rec["timing"]["time_per_epoch_s_mean"],
-                                  "wall_s": rec["timing"]["wall_time_s"], "machine": rec["timing"]["machine"]})
+            runs[variant].append(
+                {
+                    "seed": seed,
+                    "val": rec["metrics"]["best_val"],
+                    "test": rec["metrics"]["test_at_best_val"],
+                    "epochs": rec["recipe"]["epochs_run"],
+                    "s_per_epoch": rec["timing"]["time_per_epoch_s_mean"],
+                    "wall_s": rec["timing"]["wall_time_s"],
+                    "machine": rec["timing"]["machine"],
+                }
+            )
 
     metric = entry_metric(args.dataset)
     rows = []
     for variant, rs in runs.items():
         tests, vals = [r["test"] for r in rs], [r["val"] for r in rs]
-        rows.append({"variant": variant, "seeds": len(rs),
-                     "val_mean": statistics.mean(vals), "val_std": statistics.pstdev(vals),
-                     "test_mean": statistics.mean(tests), "test_std": statistics.pstdev(tests),
-                     "epochs_mean": statistics.mean(r["epochs"] for r in rs),
-                     "s_per_epoch_mean": statistics.mean(r["s_per_epoch"] for r in rs), "runs": rs})
-    result = {"pretrained": args.pretrained, "pretrained_dataset": entry.dataset, "dataset": args.dataset,
-              "metric": metric, "budget_s": args.budget, "body_lr_scale": args.body_lr_scale, "lr": args.lr,
-              "command": "python benchmarks/finetune_transfer.py " + " ".join(argv if argv is not None
-                                                                              else sys.argv[1:]),
-              "rows": rows}
+        rows.append(
+            {
+                "variant": variant,
+                "seeds": len(rs),
+                "val_mean": statistics.mean(vals),
+                "val_std": statistics.pstdev(vals),
+                "test_mean": statistics.mean(tests),
+                "test_std": statistics.pstdev(tests),
+                "epochs_mean": statistics.mean(r["epochs"] for r in rs),
+                "s_per_epoch_mean": statistics.mean(r["s_per_epoch"] for r in rs),
+                "runs": rs,
+            }
+        )
+    result = {
+        "pretrained": args.pretrained,
+        "pretrained_dataset": entry.dataset,
+        "dataset": args.dataset,
+        "metric": metric,
+        "budget_s": args.budget,
+        "body_lr_scale": args.body_lr_scale,
+        "lr": args.lr,
+        "command": "python benchmarks/finetune_transfer.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "rows": rows,
+    }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.tag}.json").write_text(json.dumps(result, indent=2))
-    lines = [f"Transfer {args.pretrained} ({entry.dataset}) -> {args.dataset}: test {metric} at the best validation "
-             f"epoch, mean ± std over seeds {args.seeds}, {args.budget:.0f} s per run, lr {args.lr}, body lr scale "
-             f"{args.body_lr_scale} (fine-tuned variants).", "",
-             f"| variant | seeds | val {metric} | test {metric} | epochs | s/epoch |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"Transfer {args.pretrained} ({entry.dataset}) -> {args.dataset}: test {metric} at the best validation "
+        f"epoch, mean ± std over seeds {args.seeds}, {args.budget:.0f} s per run, lr {args.lr}, body lr scale "
+        f"{args.body_lr_scale} (fine-tuned variants).",
+        "",
+        f"| variant | seeds | val {metric} | test {metric} | epochs | s/epoch |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['variant']} | {r['seeds']} | {r['val_mean']:.4f} ± {r['val_std']:.4f} | "
-                     f"{r['test_mean']:.4f} ± {r['test_std']:.4f} | {r['epochs_mean']:.1f} | "
-                     f"{r['s_per_epoch_mean']:.1f} |")
+        lines.append(
+            f"| {r['variant']} | {r['seeds']} | {r['val_mean']:.4f} ± {r['val_std']:.4f} | "
+            f"{r['test_mean']:.4f} ± {r['test_std']:.4f} | {r['epochs_mean']:.1f} | "
+            f"{r['s_per_epoch_mean']:.1f} |"
+        )
     lines += ["", f"Command: `{result['command']}`", ""]
     (RESULTS / f"{args.tag}.md").write_text("\n".join(lines))
     print("\n".join(lines))

@@ -1,15 +1,16 @@
 """``dgl-hod`` command line: list / info / eval / train / finetune / bench / expressivity / demo.
 
-    dgl-hod list [PATTERN] [--json]
-    dgl-hod info NAME [--json]
-    dgl-hod eval NAME [--split test] [--json]        # recompute the metric, compare with zoo.yaml
-    dgl-hod train ARCH --dataset D [--config JSON] [--time-budget S] --out DIR [--resume]
-    dgl-hod finetune NAME --dataset D --out DIR [--freeze base] [--body-lr-scale 0.1] [--time-budget S]
-    dgl-hod bench [--quick]                            # derivative-jet benchmark (benchmarks/bench_jets.py)
-    dgl-hod expressivity [...]                         # expressivity suite (benchmarks/expressivity.py)
-    dgl-hod demo                                       # the README's main job
-    dgl-hod package runs/NAME [runs/NAME-s1 ...] --name NAME   # finished run(s), one per seed -> zoo.yaml + models/
+dgl-hod list [PATTERN] [--json]
+dgl-hod info NAME [--json]
+dgl-hod eval NAME [--split test] [--json]        # recompute the metric, compare with zoo.yaml
+dgl-hod train ARCH --dataset D [--config JSON] [--time-budget S] --out DIR [--resume]
+dgl-hod finetune NAME --dataset D --out DIR [--freeze base] [--body-lr-scale 0.1] [--time-budget S]
+dgl-hod bench [--quick]                            # derivative-jet benchmark (benchmarks/bench_jets.py)
+dgl-hod expressivity [...]                         # expressivity suite (benchmarks/expressivity.py)
+dgl-hod demo                                       # the README's main job
+dgl-hod package runs/NAME [runs/NAME-s1 ...] --name NAME   # finished run(s), one per seed -> zoo.yaml + models/
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,9 +55,17 @@ def cmd_list(args) -> int:
     rows = []
     for n in names:
         e = zoo.model_info(n)
-        rows.append({"name": n, "arch": e.arch, "dataset": e.dataset, "params": e.num_params,
-                     "test": _metric_summary(e, "test"), "val": _metric_summary(e, "val"),
-                     "weights": "yes" if zoo.weights_path(e).exists() else "missing"})
+        rows.append(
+            {
+                "name": n,
+                "arch": e.arch,
+                "dataset": e.dataset,
+                "params": e.num_params,
+                "test": _metric_summary(e, "test"),
+                "val": _metric_summary(e, "val"),
+                "weights": "yes" if zoo.weights_path(e).exists() else "missing",
+            }
+        )
     if args.json:
         print(json.dumps(rows, indent=2))
     elif args.markdown:
@@ -65,9 +74,11 @@ def cmd_list(args) -> int:
         for r in rows:
             e = zoo.model_info(r["name"])
             rec = e.recipe
-            print(f"| `{r['name']}` | {r['arch']} | {r['params']:,} | {r['val']} | {r['test']} | "
-                  f"{e.metrics.get('test', {}).get('num_seeds', 1)} | "
-                  f"{rec.get('epochs_run', '')} | {rec.get('seconds_per_epoch', '')} | {rec.get('time_budget_s', '')} |")
+            print(
+                f"| `{r['name']}` | {r['arch']} | {r['params']:,} | {r['val']} | {r['test']} | "
+                f"{e.metrics.get('test', {}).get('num_seeds', 1)} | "
+                f"{rec.get('epochs_run', '')} | {rec.get('seconds_per_epoch', '')} | {rec.get('time_budget_s', '')} |"
+            )
     else:
         _print_table(rows, ["name", "arch", "dataset", "params", "val", "test", "weights"])
     return 0
@@ -157,24 +168,36 @@ def cmd_demo(args) -> int:
         headline = names[0]
     res = evaluate_entry(headline, "test")
     metric = res["metric"]
-    print(f"\n{headline}: ZINC-12k test {metric.upper()} = {res[metric]:.4f} "
-          f"(recorded in zoo.yaml: {res.get('recorded', float('nan')):.4f})\n")
+    print(
+        f"\n{headline}: ZINC-12k test {metric.upper()} = {res[metric]:.4f} "
+        f"(recorded in zoo.yaml: {res.get('recorded', float('nan')):.4f})\n"
+    )
     rows = []
     for n in names:
         e = zoo.model_info(n)
         r = e.recipe
-        rows.append({"model": n, "params": f"{e.num_params:,}", "val MAE": _value(e, "val"),
-                     "test MAE": _value(e, "test"), "seeds": e.metrics["test"].get("num_seeds", 1),
-                     "s/epoch": f"{r.get('seconds_per_epoch', float('nan')):.0f}",
-                     "epochs": r.get("epochs_run", ""), "budget": r.get("time_budget_s", "")})
+        rows.append(
+            {
+                "model": n,
+                "params": f"{e.num_params:,}",
+                "val MAE": _value(e, "val"),
+                "test MAE": _value(e, "test"),
+                "seeds": e.metrics["test"].get("num_seeds", 1),
+                "s/epoch": f"{r.get('seconds_per_epoch', float('nan')):.0f}",
+                "epochs": r.get("epochs_run", ""),
+                "budget": r.get("time_budget_s", ""),
+            }
+        )
     _print_table(rows, list(rows[0]))
     return 0
 
 
 def cmd_package(args) -> int:
     entry = Z.package_run(args.run_dirs, args.name, notes=args.notes)
-    print(f"packaged {' '.join(args.run_dirs)} as {entry.name}: {entry.weights} sha256 {entry.sha256[:12]}..., "
-          f"val {entry.metrics['val']['mean']}, test {entry.metrics['test']['mean']}")
+    print(
+        f"packaged {' '.join(args.run_dirs)} as {entry.name}: {entry.weights} sha256 {entry.sha256[:12]}..., "
+        f"val {entry.metrics['val']['mean']}, test {entry.metrics['test']['mean']}"
+    )
     return 0
 
 
@@ -201,8 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("expressivity", help="expressivity suite", add_help=False)
     sub.add_parser("demo", help="the README's main job")
     s = sub.add_parser("package", help="add a finished training run (runs/NAME) to zoo.yaml and models/")
-    s.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
-                   help="a finished run, or several seeds of one recipe (the first one's weights are shipped)")
+    s.add_argument(
+        "run_dirs",
+        nargs="+",
+        metavar="RUN_DIR",
+        help="a finished run, or several seeds of one recipe (the first one's weights are shipped)",
+    )
     s.add_argument("--name", required=True)
     s.add_argument("--notes", default="")
     return p

@@ -1,4 +1,5 @@
 """Prediction and evaluation of any GraphModel on a registered dataset split (used by the trainer, zoo and CLI)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,8 +13,12 @@ __all__ = ["evaluate", "predict"]
 
 
 @torch.no_grad()
-def predict(model: nn.Module, ds: GraphDataset, batch_size: int = 128, progress: bool = False,
-            ) -> tuple[torch.Tensor, torch.Tensor]:
+def predict(
+    model: nn.Module,
+    ds: GraphDataset,
+    batch_size: int = 128,
+    progress: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(y_true, y_pred)`` over the whole dataset in order, each ``(len(ds), num_tasks)``; eval mode, no grad."""
     was_training = model.training
     model.eval()
@@ -27,8 +32,13 @@ def predict(model: nn.Module, ds: GraphDataset, batch_size: int = 128, progress:
     return torch.cat(ys), torch.cat(preds)
 
 
-def evaluate(model: nn.Module, dataset: str | GraphDataset, split: str | None = "test", batch_size: int = 128,
-             progress: bool = False) -> dict:
+def evaluate(
+    model: nn.Module,
+    dataset: str | GraphDataset,
+    split: str | None = "test",
+    batch_size: int = 128,
+    progress: bool = False,
+) -> dict:
     """``{"metric": name, name: value, "num_graphs": n}`` with the dataset's OGB-style :class:`Evaluator`."""
     ds = load_dataset(dataset, split) if isinstance(dataset, str) else dataset
     y_true, y_pred = predict(model, ds, batch_size, progress)

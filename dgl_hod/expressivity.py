@@ -22,11 +22,12 @@ moves under relabelling, numerically), the pair counts as distinguished iff
 genuine differences can be small, e.g. ~1e-11 relative on EXP for k1, while the relabeling spread is ~1e-16).
 A pair whose jets would not fit in memory is counted as *skipped* (reported separately, never as distinguished).
 """
+
 from __future__ import annotations
 
 import time
 from collections import defaultdict
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import dgl
 import numpy as np
@@ -52,7 +53,8 @@ def permute_graph(g: dgl.DGLGraph, perm: torch.Tensor) -> dgl.DGLGraph:
 
 def model_factory(arch: str, **config) -> Callable[[str], nn.Module]:
     """A factory ``name -> model`` for :func:`expressivity_counts`: ``create_model(arch, **config)`` with the
-    dataset's vocabularies filled in (see :mod:`dgl_hod.train`)."""
+    dataset's vocabularies filled in (see :mod:`dgl_hod.train`).
+    """
     from .train import build_model
 
     def make(dataset: str) -> nn.Module:
@@ -72,11 +74,20 @@ def _inputs(g: dgl.DGLGraph, dataset: str):
 
 
 @torch.no_grad()
-def pair_distinguished(model: nn.Module, g1: dgl.DGLGraph, g2: dgl.DGLGraph, dataset: str, num_perms: int,
-                       gen: torch.Generator, tau: float = 10.0, rho: float = 1e-12) -> dict:
+def pair_distinguished(
+    model: nn.Module,
+    g1: dgl.DGLGraph,
+    g2: dgl.DGLGraph,
+    dataset: str,
+    num_perms: int,
+    gen: torch.Generator,
+    tau: float = 10.0,
+    rho: float = 1e-12,
+) -> dict:
     """Embed ``num_perms`` random relabelings of each graph; see the module docstring for the test."""
-    copies = [permute_graph(g, torch.randperm(g.num_nodes(), generator=gen))
-              for g in (g1, g2) for _ in range(num_perms)]
+    copies = [
+        permute_graph(g, torch.randperm(g.num_nodes(), generator=gen)) for g in (g1, g2) for _ in range(num_perms)
+    ]
     bg = dgl.batch(copies)
     nf, ef = _inputs(bg, dataset)
     emb = model.embed(bg, nf, ef).double()
@@ -85,14 +96,26 @@ def pair_distinguished(model: nn.Module, g1: dgl.DGLGraph, g2: dgl.DGLGraph, dat
     spread = max((e1 - m1).norm(dim=1).max().item(), (e2 - m2).norm(dim=1).max().item())
     dist = (m1 - m2).norm().item()
     scale = max(m1.norm().item(), m2.norm().item())
-    return {"distance": dist, "spread": spread, "scale": scale,
-            "distinguished": bool(dist > tau * spread and dist > rho * scale)}
+    return {
+        "distance": dist,
+        "spread": spread,
+        "scale": scale,
+        "distinguished": bool(dist > tau * spread and dist > rho * scale),
+    }
 
 
-def expressivity_counts(model_or_factory: nn.Module | Callable[[str], nn.Module],
-                        sets: Iterable[str] = SETS, num_perms: int = 4, tau: float = 10.0, rho: float = 1e-12,
-                        seed: int = 0, dtype: torch.dtype = torch.float64, max_pairs: int | None = None,
-                        time_limit_s: float | None = None, progress: bool = False) -> dict:
+def expressivity_counts(
+    model_or_factory: nn.Module | Callable[[str], nn.Module],
+    sets: Iterable[str] = SETS,
+    num_perms: int = 4,
+    tau: float = 10.0,
+    rho: float = 1e-12,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+    max_pairs: int | None = None,
+    time_limit_s: float | None = None,
+    progress: bool = False,
+) -> dict:
     """Count the pairs of each expressivity set that a model distinguishes (module docstring).
 
     Args:
@@ -111,8 +134,16 @@ def expressivity_counts(model_or_factory: nn.Module | Callable[[str], nn.Module]
     from .datasets import expressivity_pairs
     from .nn.base_mpnn import JetMemoryError
 
-    results: dict = {"protocol": {"num_perms": num_perms, "tau": tau, "rho": rho, "seed": seed, "dtype": str(dtype),
-                                  "rule": "dist(mean emb) > tau * max relabeling spread and > rho * |mean emb|"}}
+    results: dict = {
+        "protocol": {
+            "num_perms": num_perms,
+            "tau": tau,
+            "rho": rho,
+            "seed": seed,
+            "dtype": str(dtype),
+            "rule": "dist(mean emb) > tau * max relabeling spread and > rho * |mean emb|",
+        }
+    }
     for name in sets:
         if name not in SETS:
             raise ValueError(f"unknown expressivity set {name!r}; choose from {SETS}")
@@ -146,8 +177,13 @@ def expressivity_counts(model_or_factory: nn.Module | Callable[[str], nn.Module]
                 cat_total[cat] += 1
                 cat_hit[cat] += int(bool(hit))
                 cat_skip[cat] += int(hit is None)
-        out = {"distinguished": sum(bool(h) for _, h in hits), "total": len(pairs), "evaluated": len(hits),
-               "skipped": skipped, "seconds": time.time() - t0}
+        out = {
+            "distinguished": sum(bool(h) for _, h in hits),
+            "total": len(pairs),
+            "evaluated": len(hits),
+            "skipped": skipped,
+            "seconds": time.time() - t0,
+        }
         if name == "csl":  # a class counts once all its 9 pairs were evaluated and distinguished
             sep = np.ones(10, dtype=bool)
             seen = np.zeros(10, dtype=int)
@@ -163,8 +199,15 @@ def expressivity_counts(model_or_factory: nn.Module | Callable[[str], nn.Module]
         if name == "brec":
             cats = pairs.dataset.info.options["categories"]
             full = np.bincount(pairs.dataset.extras["category"][::2], minlength=len(cats))
-            out["per_category"] = {c: {"distinguished": cat_hit[c], "evaluated": cat_total[c],
-                                       "total": int(full[i]), "skipped": cat_skip[c]} for i, c in enumerate(cats)}
+            out["per_category"] = {
+                c: {
+                    "distinguished": cat_hit[c],
+                    "evaluated": cat_total[c],
+                    "total": int(full[i]),
+                    "skipped": cat_skip[c],
+                }
+                for i, c in enumerate(cats)
+            }
         results[name] = out
     return results
 
@@ -172,11 +215,13 @@ def expressivity_counts(model_or_factory: nn.Module | Callable[[str], nn.Module]
 def format_table(rows: dict[str, dict]) -> str:
     """Markdown table of ``{model_label: expressivity_counts(...)}``."""
     cats = ("basic", "regular", "str", "extension", "cfi", "4vtx", "dr")
-    head = ["model", "EXP /600", "CSL classes /10", "SR25 /105"] + [f"BREC {c}" for c in cats] + ["BREC /400",
-                                                                                                    "time (s)"]
+    head = (
+        ["model", "EXP /600", "CSL classes /10", "SR25 /105"] + [f"BREC {c}" for c in cats] + ["BREC /400", "time (s)"]
+    )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, res in rows.items():
-        def cell(name, key="distinguished"):
+
+        def cell(name, key="distinguished", res=res):
             r = res.get(name)
             if r is None:
                 return "–"
@@ -199,6 +244,13 @@ def format_table(rows: dict[str, dict]) -> str:
                     s += f" (of {pc['evaluated']} run)"
                 cat_cells.append(s + (f" ({pc['skipped']} skipped)" if pc["skipped"] else ""))
         seconds = sum(r["seconds"] for k, r in res.items() if k != "protocol")
-        lines.append("| " + " | ".join([label, cell("exp"), cell("csl", "classes_separated"), cell("sr25")]
-                                       + cat_cells + [cell("brec"), f"{seconds:.0f}"]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [label, cell("exp"), cell("csl", "classes_separated"), cell("sr25")]
+                + cat_cells
+                + [cell("brec"), f"{seconds:.0f}"]
+            )
+            + " |"
+        )
     return "\n".join(lines)

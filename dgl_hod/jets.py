@@ -33,12 +33,14 @@ ReLU and the identity have zero second and higher derivatives, so a ReLU network
 products of first-order terms through later smooth maps (and vanish if every activation is ReLU): that is the exact
 answer, not an approximation.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Callable, Protocol, Sequence
+from functools import cache
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -149,7 +151,7 @@ def activation_derivatives(name: str, y: Tensor, order: int) -> list[Tensor]:
 # --------------------------------------------------------------------------------------------------------------------
 # Set partitions and Bell terms
 # --------------------------------------------------------------------------------------------------------------------
-@lru_cache(maxsize=None)
+@cache
 def set_partitions(k: int) -> tuple[tuple[tuple[int, ...], ...], ...]:
     """All set partitions of the slots ``(0, .., k-1)``; each block is a sorted tuple of slots.
 
@@ -170,17 +172,20 @@ def set_partitions(k: int) -> tuple[tuple[tuple[int, ...], ...], ...]:
 class JetLayout(Protocol):
     """How the derivative components of a jet are stored (see :mod:`dgl_hod.nn.layouts`)."""
 
-    def product(self, factors: Sequence[tuple[Tensor, tuple[int, ...]]], order: int,
-                out: Tensor | None = None) -> Tensor:
+    def product(
+        self, factors: Sequence[tuple[Tensor, tuple[int, ...]]], order: int, out: Tensor | None = None
+    ) -> Tensor:
         """``out +`` the order-``order`` component whose entry at slots ``(u_1..u_k)`` is
-        ``prod_i factor_i[u_{slots_i}]`` (at least two factors; their slots partition ``0..order-1``)."""
+        ``prod_i factor_i[u_{slots_i}]`` (at least two factors; their slots partition ``0..order-1``).
+        """
 
     def expand(self, node_values: Tensor, order: int) -> Tensor:
         """Node-wise ``(N, C)`` values broadcast against the order-``order`` component (for chain-rule factors)."""
 
     def aggregate(self, comp: Tensor, order: int, edge_weight: Tensor | None = None) -> Tensor:
         """``out[v] = sum_{w -> v} edge_weight[w->v] * comp[w]`` over the graph's edges, for a component;
-        ``edge_weight`` has shape ``(E, C)`` and is indexed by the graph's edge ids."""
+        ``edge_weight`` has shape ``(E, C)`` and is indexed by the graph's edge ids.
+        """
 
     def aggregate_edges(self, edge_values: Tensor) -> Tensor:
         """``out[v] = sum_{w -> v} edge_values[w->v]`` for edge values of shape ``(E, C)``."""
@@ -205,13 +210,14 @@ class Jet:
     def value(self) -> Tensor:
         return self.comps[0]
 
-    def scale_nodes(self, s: Tensor) -> "Jet":
+    def scale_nodes(self, s: Tensor) -> Jet:
         """Multiply node ``v``'s components by ``s[v]``; ``s`` has shape ``(N, 1)`` or ``(N, C)``."""
         return Jet([c * self.layout.expand(s, k) if k else c * s for k, c in enumerate(self.comps)], self.layout)
 
 
-def _partition_sum(jet: Jet, k: int, partitions: Sequence[tuple[tuple[int, ...], ...]],
-                   coeffs: Sequence[Tensor] | None = None) -> Tensor:
+def _partition_sum(
+    jet: Jet, k: int, partitions: Sequence[tuple[tuple[int, ...], ...]], coeffs: Sequence[Tensor] | None = None
+) -> Tensor:
     r"""``sum_{pi in partitions} [coeffs[|pi|] *] prod_{b in pi} y_{|b|}[slots b]`` for order-``k`` slots.
 
     A node-wise coefficient is folded into the smallest factor before the outer product, and each product is

@@ -4,6 +4,7 @@ DGL's sparse kernels are ``autograd.Function`` s without functorch support, so t
 :class:`~dgl_hod.BaseMPNN`'s forward with ``index_add`` on an edge list (a different formulation, sharing only the
 parameters) and differentiates it with ``torch.func``.  Used by the tests (exactness) and the benchmarks (speed).
 """
+
 from __future__ import annotations
 
 import dgl
@@ -28,8 +29,7 @@ REFERENCE_ACTIVATIONS = {
 }
 
 
-def reference_forward(base: BaseMPNN, src: Tensor, dst: Tensor, x: Tensor, e: Tensor | None,
-                      marks: Tensor) -> Tensor:
+def reference_forward(base: BaseMPNN, src: Tensor, dst: Tensor, x: Tensor, e: Tensor | None, marks: Tensor) -> Tensor:
     """``base(g, x, e, marks)`` in plain torch over the edge list ``src -> dst`` (functorch-compatible)."""
     n = x.shape[0]
     h = x + marks @ base.mark_directions.to(x.dtype)
@@ -45,8 +45,13 @@ def reference_forward(base: BaseMPNN, src: Tensor, dst: Tensor, x: Tensor, e: Te
     return h
 
 
-def reference_jets(base: BaseMPNN, g: dgl.DGLGraph, x: Tensor, e: Tensor | None = None, order: int = 1,
-                   ) -> list[Tensor]:
+def reference_jets(
+    base: BaseMPNN,
+    g: dgl.DGLGraph,
+    x: Tensor,
+    e: Tensor | None = None,
+    order: int = 1,
+) -> list[Tensor]:
     """``[D1, .., DK]`` of a single graph by ``torch.func`` (reverse mode once, then forward mode), shapes as
     :meth:`dgl_hod.GraphJets.dense`: ``(n, n, r, C)``, ``(n, n, n, r, C)``, ...
     """

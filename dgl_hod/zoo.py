@@ -9,6 +9,7 @@ Weights are local files (``models/`` next to ``zoo.yaml``; ``$DGL_HOD_MODELS`` o
 safetensors format only (never pickle), sha256-checked before loading, loaded with a strict key/shape check.
 Nothing is downloaded.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,9 +17,10 @@ import difflib
 import fnmatch
 import hashlib
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,8 +30,20 @@ from torch import nn
 
 from .archs import create_model
 
-__all__ = ["FREEZE_GROUPS", "WeightsError", "Zoo", "ZooEntry", "default_zoo", "freeze_parameters", "list_models",
-           "load_model", "model_info", "reference_output", "save_weights", "sha256_file"]
+__all__ = [
+    "FREEZE_GROUPS",
+    "WeightsError",
+    "Zoo",
+    "ZooEntry",
+    "default_zoo",
+    "freeze_parameters",
+    "list_models",
+    "load_model",
+    "model_info",
+    "reference_output",
+    "save_weights",
+    "sha256_file",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,13 +81,19 @@ class ZooEntry:
     notes: str = ""
 
     @classmethod
-    def from_dict(cls, name: str, data: Mapping[str, Any]) -> "ZooEntry":
+    def from_dict(cls, name: str, data: Mapping[str, Any]) -> ZooEntry:
         known = {f.name for f in dataclasses.fields(cls)} - {"name"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"zoo.yaml entry {name!r}: unknown field(s) {unknown}; known: {sorted(known)}")
-        missing = [f.name for f in dataclasses.fields(cls) if f.name != "name" and f.name not in data
-                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        missing = [
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.name != "name"
+            and f.name not in data
+            and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+        ]
         if missing:
             raise ValueError(f"zoo.yaml entry {name!r}: missing field(s) {missing}")
         kw = dict(data)
@@ -108,8 +128,10 @@ def save_weights(model: nn.Module, path: str | os.PathLike) -> str:
     """Write ``model``'s state dict as float32 safetensors, atomically; returns the file's sha256."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to(torch.float32).contiguous() if v.is_floating_point() else v.detach().contiguous()
-               for k, v in model.state_dict().items()}
+    tensors = {
+        k: v.detach().to(torch.float32).contiguous() if v.is_floating_point() else v.detach().contiguous()
+        for k, v in model.state_dict().items()
+    }
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     save_file(tensors, str(tmp))
     os.chmod(tmp, 0o644)  # weights are shared files, not secrets
@@ -156,8 +178,10 @@ class Zoo:
 
     def model_info(self, name: str) -> ZooEntry:
         if name not in self.entries:
-            raise KeyError(f"unknown model {name!r}.{_close(name, self.entries)} "
-                           f"See list_models() / `dgl-hod list` for the {len(self.entries)} available models.")
+            raise KeyError(
+                f"unknown model {name!r}.{_close(name, self.entries)} "
+                f"See list_models() / `dgl-hod list` for the {len(self.entries)} available models."
+            )
         return self.entries[name]
 
     def weights_path(self, entry: ZooEntry) -> Path:
@@ -182,9 +206,16 @@ class Zoo:
             config["num_tasks"] = num_tasks
         return create_model(entry.arch, **config)
 
-    def load_model(self, name: str, pretrained: bool = True, num_tasks: int | None = None,
-                   freeze: str | Sequence[str] | None = None, weights: str | os.PathLike | None = None,
-                   strict: bool = True, new_head: bool | None = None) -> nn.Module:
+    def load_model(
+        self,
+        name: str,
+        pretrained: bool = True,
+        num_tasks: int | None = None,
+        freeze: str | Sequence[str] | None = None,
+        weights: str | os.PathLike | None = None,
+        strict: bool = True,
+        new_head: bool | None = None,
+    ) -> nn.Module:
         """Build zoo model ``name`` and load its weights.
 
         Args:
@@ -216,34 +247,48 @@ class Zoo:
     def _read_weights(self, entry: ZooEntry, weights: str | os.PathLike | None) -> dict[str, torch.Tensor]:
         path = Path(weights) if weights is not None else self.weights_path(entry)
         if not path.exists():
-            raise WeightsError(f"weights file {path} for {entry.name!r} is missing; restore it from git "
-                               f"(`git checkout -- {path}`), set DGL_HOD_MODELS, or pass weights=PATH")
+            raise WeightsError(
+                f"weights file {path} for {entry.name!r} is missing; restore it from git "
+                f"(`git checkout -- {path}`), set DGL_HOD_MODELS, or pass weights=PATH"
+            )
         if path.suffix != ".safetensors":
             raise WeightsError(f"{path}: only .safetensors weights are loaded (never pickle files)")
         if weights is None:
             digest = sha256_file(path)
             if digest != entry.sha256:
-                raise WeightsError(f"sha256 mismatch for {path} ({entry.name!r}): expected {entry.sha256}, got "
-                                   f"{digest}. The file is corrupt or was changed; restore it with "
-                                   f"`git checkout -- {path}`")
+                raise WeightsError(
+                    f"sha256 mismatch for {path} ({entry.name!r}): expected {entry.sha256}, got "
+                    f"{digest}. The file is corrupt or was changed; restore it with "
+                    f"`git checkout -- {path}`"
+                )
         try:
             return load_file(str(path))
         except Exception as exc:  # safetensors raises its own error types on corrupt headers
             raise WeightsError(f"cannot read {path} as safetensors: {exc}") from exc
 
     @staticmethod
-    def _load_state(model: nn.Module, state: Mapping[str, torch.Tensor], entry: ZooEntry, strict: bool,
-                    skip_prefixes: tuple[str, ...] = ()) -> None:
+    def _load_state(
+        model: nn.Module,
+        state: Mapping[str, torch.Tensor],
+        entry: ZooEntry,
+        strict: bool,
+        skip_prefixes: tuple[str, ...] = (),
+    ) -> None:
         own = model.state_dict()
-        wrong = [f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-                 for k, v in state.items() if k in own and own[k].shape != v.shape]
+        wrong = [
+            f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+            for k, v in state.items()
+            if k in own and own[k].shape != v.shape
+        ]
         if wrong:
             raise WeightsError(f"weights for {entry.name!r} do not fit the model (shape mismatch): " + "; ".join(wrong))
         missing = [k for k in own if k not in state and not k.startswith(skip_prefixes)]
         unexpected = [k for k in state if k not in own]
         if strict and (missing or unexpected):
-            raise WeightsError(f"weights for {entry.name!r} do not match the model: missing keys {missing[:8]}, "
-                               f"unexpected keys {unexpected[:8]} (pass strict=False to load the overlap)")
+            raise WeightsError(
+                f"weights for {entry.name!r} do not match the model: missing keys {missing[:8]}, "
+                f"unexpected keys {unexpected[:8]} (pass strict=False to load the overlap)"
+            )
         model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
 
 
@@ -256,13 +301,18 @@ def freeze_parameters(model: nn.Module, freeze: str | Sequence[str], head: tuple
     if isinstance(freeze, str):
         if freeze in FREEZE_GROUPS:
             prefixes = FREEZE_GROUPS[freeze]
-            selected = [n for n in names if not n.startswith(head)] if prefixes is None \
+            selected = (
+                [n for n in names if not n.startswith(head)]
+                if prefixes is None
                 else [n for n in names if n.startswith(prefixes)]
+            )
         elif freeze.endswith("."):
             selected = [n for n in names if n.startswith(freeze)]
         else:
-            raise ValueError(f"unknown freeze group {freeze!r}: use one of {sorted(FREEZE_GROUPS)} or parameter-name "
-                             f"prefixes ending in '.' (e.g. 'base.layers.0.')")
+            raise ValueError(
+                f"unknown freeze group {freeze!r}: use one of {sorted(FREEZE_GROUPS)} or parameter-name "
+                f"prefixes ending in '.' (e.g. 'base.layers.0.')"
+            )
     else:
         selected = [n for n in names if n.startswith(tuple(freeze))]
     if not selected:
@@ -294,7 +344,7 @@ PAPERS = {
     "gin": "Xu et al., How Powerful are Graph Neural Networks?, ICLR 2019",
     "gine": "Hu et al., Strategies for Pre-training Graph Neural Networks, ICLR 2020 (GINE)",
     "gine-rwse": "Dwivedi et al., Graph Neural Networks with Learnable Structural and Positional Representations, "
-                 "ICLR 2022 (RWSE) on GINE",
+    "ICLR 2022 (RWSE) on GINE",
     "ds-gnn": "Bevilacqua et al., Equivariant Subgraph Aggregation Networks, ICLR 2022 (DS-GNN)",
     "dss-gnn": "Bevilacqua et al., Equivariant Subgraph Aggregation Networks, ICLR 2022 (DSS-GNN)",
 }
@@ -311,8 +361,7 @@ def _verified_run(run: Path, tolerance: float, require_full_train: bool) -> tupl
     from .evaluation import evaluate
 
     record = json.loads((run / "record.json").read_text())
-    if require_full_train and record["data"].get("train_graphs") != get_info(
-            record["dataset"]).splits.get("train"):
+    if require_full_train and record["data"].get("train_graphs") != get_info(record["dataset"]).splits.get("train"):
         raise ValueError(f"{run}: trained on {record['data'].get('train_graphs')} graphs, not the full train split")
     config = dc.asdict(make_config(record["arch"], **record["config"]))
     model = create_model(record["arch"], **config)
@@ -320,12 +369,16 @@ def _verified_run(run: Path, tolerance: float, require_full_train: bool) -> tupl
     model.eval()
     metrics_rec = record["metrics"]
     metric = metrics_rec["metric"]
-    measured = {"val": evaluate(model, record["dataset"], record["data"].get("val_split", "val"))[metric],
-                "test": evaluate(model, record["dataset"], "test")[metric]}
+    measured = {
+        "val": evaluate(model, record["dataset"], record["data"].get("val_split", "val"))[metric],
+        "test": evaluate(model, record["dataset"], "test")[metric],
+    }
     for split, key in (("val", "best_val"), ("test", "test_at_best_val")):
         if abs(measured[split] - metrics_rec[key]) > tolerance:
-            raise ValueError(f"{run}: recomputed {split} {metric} {measured[split]:.6f} differs from the recorded "
-                             f"{metrics_rec[key]:.6f} by more than {tolerance}")
+            raise ValueError(
+                f"{run}: recomputed {split} {metric} {measured[split]:.6f} differs from the recorded "
+                f"{metrics_rec[key]:.6f} by more than {tolerance}"
+            )
     return record, config, model, measured
 
 
@@ -334,8 +387,14 @@ _SAME_ACROSS_SEEDS = ("arch", "dataset", "config", "finetuned_from")
 _SAME_RECIPE_ACROSS_SEEDS = ("lr", "batch_size", "weight_decay", "time_budget_s", "epochs_requested", "threads")
 
 
-def package_run(run_dir: str | os.PathLike | Sequence[str | os.PathLike], name: str, zoo: Zoo | None = None,
-                tolerance: float = 1e-4, notes: str = "", require_full_train: bool = True) -> ZooEntry:
+def package_run(
+    run_dir: str | os.PathLike | Sequence[str | os.PathLike],
+    name: str,
+    zoo: Zoo | None = None,
+    tolerance: float = 1e-4,
+    notes: str = "",
+    require_full_train: bool = True,
+) -> ZooEntry:
     """Turn finished training runs (``record.json`` + ``best.safetensors`` of :mod:`dgl_hod.train`) into a zoo entry.
 
     ``run_dir`` is one run or several runs of the same recipe with different seeds.  The first run's weights are
@@ -356,8 +415,9 @@ def package_run(run_dir: str | os.PathLike | Sequence[str | os.PathLike], name: 
     record, config, model, _ = verified[0]
     for run, (rec_i, _, _, _) in zip(runs[1:], verified[1:]):
         differ = [k for k in _SAME_ACROSS_SEEDS if rec_i.get(k) != record.get(k)]
-        differ += [f"recipe.{k}" for k in _SAME_RECIPE_ACROSS_SEEDS
-                   if rec_i["recipe"].get(k) != record["recipe"].get(k)]
+        differ += [
+            f"recipe.{k}" for k in _SAME_RECIPE_ACROSS_SEEDS if rec_i["recipe"].get(k) != record["recipe"].get(k)
+        ]
         if differ:
             raise ValueError(f"{run} is not a seed of {runs[0]}: {', '.join(differ)} differ")
     seeds = [rec_i["recipe"].get("seed", 0) for rec_i, *_ in verified]
@@ -376,16 +436,25 @@ def package_run(run_dir: str | os.PathLike | Sequence[str | os.PathLike], name: 
     sha = save_weights(model, zoo.models_dir / f"{name}.safetensors")
     recipe = dict(record["recipe"])
     timing = record["timing"]
-    recipe.update(wall_time_s=round(timing["wall_time_s"], 1),
-                  seconds_per_epoch=round(timing["time_per_epoch_s_mean"], 2), machine=timing["machine"],
-                  best_epoch=record["metrics"]["best_epoch"], finished=record.get("finished"),
-                  seeds=seeds,
-                  command=(f"python -m dgl_hod.train {start} --dataset {record['dataset']} --seed {seed_arg} "
-                           f"--batch-size {recipe.get('batch_size')} --lr {recipe.get('lr')} --threads "
-                           f"{recipe.get('threads')}" + (f" --time-budget {recipe['time_budget_s']:g}"
-                                                          if recipe.get("time_budget_s") else "")
-                           + (f" --out runs/{name}" if len(seeds) == 1 else
-                              f" --out runs/{name}-sSEED  # SEED in {seeds}; the first seed's weights are shipped")))
+    recipe.update(
+        wall_time_s=round(timing["wall_time_s"], 1),
+        seconds_per_epoch=round(timing["time_per_epoch_s_mean"], 2),
+        machine=timing["machine"],
+        best_epoch=record["metrics"]["best_epoch"],
+        finished=record.get("finished"),
+        seeds=seeds,
+        command=(
+            f"python -m dgl_hod.train {start} --dataset {record['dataset']} --seed {seed_arg} "
+            f"--batch-size {recipe.get('batch_size')} --lr {recipe.get('lr')} --threads "
+            f"{recipe.get('threads')}"
+            + (f" --time-budget {recipe['time_budget_s']:g}" if recipe.get("time_budget_s") else "")
+            + (
+                f" --out runs/{name}"
+                if len(seeds) == 1
+                else f" --out runs/{name}-sSEED  # SEED in {seeds}; the first seed's weights are shipped"
+            )
+        ),
+    )
     if origin:
         recipe["finetuned_from"] = origin
     if len(verified) > 1:
@@ -393,22 +462,40 @@ def package_run(run_dir: str | os.PathLike | Sequence[str | os.PathLike], name: 
     metrics = {}
     for split in ("val", "test"):
         values = [float(m[split]) for *_, m in verified]
-        metrics[split] = {"metric": metric, "mean": round(float(np.mean(values)), 6),
-                          "std": round(float(np.std(values)), 6) if len(values) > 1 else None,
-                          "num_seeds": len(values), "seeds": seeds,
-                          "per_seed": [round(v, 6) for v in values],
-                          "weights_seed": seeds[0], "weights_value": round(values[0], 6)}
+        metrics[split] = {
+            "metric": metric,
+            "mean": round(float(np.mean(values)), 6),
+            "std": round(float(np.std(values)), 6) if len(values) > 1 else None,
+            "num_seeds": len(values),
+            "seeds": seeds,
+            "per_seed": [round(v, 6) for v in values],
+            "weights_seed": seeds[0],
+            "weights_value": round(values[0], 6),
+        }
     info = get_info(record["dataset"])
     ref = reference_output(model, record["dataset"], "test", REFERENCE_INDICES)
     entry = ZooEntry(
-        name=name, arch=record["arch"], config=_plain(config), dataset=record["dataset"], task=info.task_type,
-        num_tasks=int(config.get("num_tasks", info.num_tasks)), weights=weights_rel, sha256=sha,
+        name=name,
+        arch=record["arch"],
+        config=_plain(config),
+        dataset=record["dataset"],
+        task=info.task_type,
+        num_tasks=int(config.get("num_tasks", info.num_tasks)),
+        weights=weights_rel,
+        sha256=sha,
         num_params=sum(p.numel() for p in model.parameters()),
         metrics=metrics,
-        recipe=_plain(recipe), head=("head.",), license="MIT", paper=PAPERS.get(record["arch"], ""),
-        reference={"split": "test", "indices": REFERENCE_INDICES,
-                   "output": [[round(float(v), 6) for v in row] for row in ref.tolist()]},
-        notes=notes)
+        recipe=_plain(recipe),
+        head=("head.",),
+        license="MIT",
+        paper=PAPERS.get(record["arch"], ""),
+        reference={
+            "split": "test",
+            "indices": REFERENCE_INDICES,
+            "output": [[round(float(v), 6) for v in row] for row in ref.tolist()],
+        },
+        notes=notes,
+    )
     zoo.write_entry(entry)
     return entry
 
@@ -444,8 +531,14 @@ def model_info(name: str) -> ZooEntry:
     return default_zoo().model_info(name)
 
 
-def load_model(name: str, pretrained: bool = True, num_tasks: int | None = None,
-               freeze: str | Sequence[str] | None = None, weights: str | os.PathLike | None = None,
-               strict: bool = True, new_head: bool | None = None) -> nn.Module:
+def load_model(
+    name: str,
+    pretrained: bool = True,
+    num_tasks: int | None = None,
+    freeze: str | Sequence[str] | None = None,
+    weights: str | os.PathLike | None = None,
+    strict: bool = True,
+    new_head: bool | None = None,
+) -> nn.Module:
     """Load zoo model ``name`` (see :meth:`Zoo.load_model`)."""
     return default_zoo().load_model(name, pretrained, num_tasks, freeze, weights, strict, new_head)

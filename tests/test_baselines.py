@@ -1,7 +1,6 @@
 """Baselines: gin, gine, gine-rwse, ds-gnn, dss-gnn and the subgraph policies (dgl_hod.nn.subgraphs)."""
-from __future__ import annotations
 
-import itertools
+from __future__ import annotations
 
 import dgl
 import networkx as nx
@@ -11,6 +10,7 @@ import torch
 from dgl_hod import create_model, list_archs
 from dgl_hod.archs.baselines import rwse
 from dgl_hod.nn.subgraphs import POLICIES, get_policy, subgraph_bag, subgraph_graph_id
+
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
@@ -38,14 +38,13 @@ def random_graph(n: int, p: float, seed: int, n_edge_types: int = 3, n_node_type
 
 
 def small_batch() -> list[dgl.DGLGraph]:
-    return [random_graph(n, p, seed) for seed, (n, p) in enumerate([(7, 0.4), (1, 0.0), (9, 0.3), (5, 0.6),
-                                                                     (8, 0.25)])]
+    return [random_graph(n, p, seed) for seed, (n, p) in enumerate([(7, 0.4), (1, 0.0), (9, 0.3), (5, 0.6), (8, 0.25)])]
 
 
 def permute(g: dgl.DGLGraph, seed: int) -> dgl.DGLGraph:
     perm = torch.randperm(g.num_nodes(), generator=torch.Generator().manual_seed(seed))
     inv = torch.empty_like(perm)
-    inv[perm] = torch.arange(len(perm))           # old node i -> new node inv[i]
+    inv[perm] = torch.arange(len(perm))  # old node i -> new node inv[i]
     src, dst = g.edges()
     eperm = torch.randperm(g.num_edges(), generator=torch.Generator().manual_seed(seed + 1))
     h = dgl.graph((inv[src][eperm], inv[dst][eperm]), num_nodes=g.num_nodes())
@@ -78,7 +77,7 @@ def test_permutation_invariance(arch, policy, norm):
     kw = {"policy": policy, "ego_radius": 1} if policy else {}
     model = build(arch, norm=norm, **kw)
     if norm == "batch":
-        model.train()   # batch statistics: still invariant to node permutations
+        model.train()  # batch statistics: still invariant to node permutations
     graphs = small_batch()
     out = run(model, dgl.batch(graphs))
     out_p = run(model, dgl.batch([permute(g, i) for i, g in enumerate(graphs)]))
@@ -160,8 +159,10 @@ def bag_as_sets(g: dgl.DGLGraph, bag: dgl.DGLGraph):
     return out
 
 
-@pytest.mark.parametrize("policy,radius", [("node_marked", 2), ("node_deleted", 2)]
-                         + [(p, r) for p in ("ego", "ego_plus") for r in (0, 1, 2, 3)])
+@pytest.mark.parametrize(
+    "policy,radius",
+    [("node_marked", 2), ("node_deleted", 2)] + [(p, r) for p in ("ego", "ego_plus") for r in (0, 1, 2, 3)],
+)
 def test_bag_matches_brute_force(policy, radius):
     graphs = small_batch() + [random_graph(10, 0.15, 11), random_graph(6, 1.0, 12)]
     g = dgl.batch(graphs)
@@ -170,7 +171,7 @@ def test_bag_matches_brute_force(policy, radius):
     offset = 0
     for gi in graphs:
         expected = brute_force_bag(gi, policy, radius)
-        e_off = sum(x.num_edges() for x in graphs[:graphs.index(gi)])
+        e_off = sum(x.num_edges() for x in graphs[: graphs.index(gi)])
         for r, (nodes, edges, marked) in expected.items():
             n2, e2, m2 = got[offset + r]
             assert n2 == {v + offset for v in nodes}
@@ -201,15 +202,27 @@ def cycle(n: int) -> dgl.DGLGraph:
 def test_ds_gnn_node_marking_separates_c6_from_two_triangles():
     c6 = cycle(6)
     two_tri = dgl.batch([cycle(3), cycle(3)])
-    two_tri = dgl.graph(two_tri.edges(), num_nodes=6)   # one graph with two components
+    two_tri = dgl.graph(two_tri.edges(), num_nodes=6)  # one graph with two components
     g = dgl.batch([c6, two_tri])
     for seed in range(3):
         torch.manual_seed(seed)
         gin = create_model("gin", node_vocab=(1,), hidden_dim=16, num_layers=4, norm="none").double().eval()
-        ds = create_model("ds-gnn", node_vocab=(1,), edge_vocab=None, hidden_dim=16, num_layers=4, norm="none", policy="node_marked").double().eval()
+        ds = (
+            create_model(
+                "ds-gnn",
+                node_vocab=(1,),
+                edge_vocab=None,
+                hidden_dim=16,
+                num_layers=4,
+                norm="none",
+                policy="node_marked",
+            )
+            .double()
+            .eval()
+        )
         with torch.no_grad():
             e_gin, e_ds = gin.embed(g), ds.embed(g)
-        assert (e_gin[0] - e_gin[1]).abs().max() < 1e-9          # 1-WL: both 2-regular on 6 nodes
+        assert (e_gin[0] - e_gin[1]).abs().max() < 1e-9  # 1-WL: both 2-regular on 6 nodes
         assert (e_ds[0] - e_ds[1]).abs().max() > 1e-4
 
 
@@ -228,21 +241,24 @@ def test_rwse_equals_dgl_random_walk_pe():
 # ------------------------------------------------------------------------------------------------ config
 
 
-@pytest.mark.parametrize("arch,kw,match", [
-    ("gine", {"hidden_dim": 0}, "hidden_dim"),
-    ("gine", {"norm": "group"}, "norm must be one of"),
-    ("gin", {"readout": "max"}, "readout must be one of"),
-    ("gine", {"dropout": 1.5}, "dropout"),
-    ("gine", {"node_vocab": ()}, "node_vocab"),
-    ("gine", {"edge_vocab": (0,)}, "edge_vocab"),
-    ("gine", {"activation": "tanh"}, "activation"),
-    ("gine-rwse", {"rwse_steps": 0}, "rwse_steps"),
-    ("gine-rwse", {"rwse_encoder": "gru"}, "rwse_encoder"),
-    ("ds-gnn", {"policy": "edge_deleted"}, "policy must be one of"),
-    ("dss-gnn", {"ego_radius": -1}, "ego_radius"),
-    ("dss-gnn", {"cross_aggregation": "max"}, "cross_aggregation"),
-    ("ds-gnn", {"subgraph_readout": "max"}, "subgraph_readout"),
-])
+@pytest.mark.parametrize(
+    "arch,kw,match",
+    [
+        ("gine", {"hidden_dim": 0}, "hidden_dim"),
+        ("gine", {"norm": "group"}, "norm must be one of"),
+        ("gin", {"readout": "max"}, "readout must be one of"),
+        ("gine", {"dropout": 1.5}, "dropout"),
+        ("gine", {"node_vocab": ()}, "node_vocab"),
+        ("gine", {"edge_vocab": (0,)}, "edge_vocab"),
+        ("gine", {"activation": "tanh"}, "activation"),
+        ("gine-rwse", {"rwse_steps": 0}, "rwse_steps"),
+        ("gine-rwse", {"rwse_encoder": "gru"}, "rwse_encoder"),
+        ("ds-gnn", {"policy": "edge_deleted"}, "policy must be one of"),
+        ("dss-gnn", {"ego_radius": -1}, "ego_radius"),
+        ("dss-gnn", {"cross_aggregation": "max"}, "cross_aggregation"),
+        ("ds-gnn", {"subgraph_readout": "max"}, "subgraph_readout"),
+    ],
+)
 def test_config_errors(arch, kw, match):
     with pytest.raises(ValueError, match=match):
         create_model(arch, **kw)
@@ -250,7 +266,7 @@ def test_config_errors(arch, kw, match):
 
 def test_unknown_key_and_arch():
     with pytest.raises(TypeError, match="policy"):
-        create_model("gine", policy="ego")            # subgraph-only key on an MPNN
+        create_model("gine", policy="ego")  # subgraph-only key on an MPNN
     with pytest.raises(TypeError, match="Did you mean 'ego_radius'"):
         create_model("ds-gnn", ego_raduis=2)
     with pytest.raises(KeyError, match="ds-gnn"):
@@ -269,12 +285,20 @@ def test_dss_differs_from_ds_and_parameters():
     dss = create_model("dss-gnn", hidden_dim=8, num_layers=2)
     assert dss.num_parameters() > ds.num_parameters()
     assert {n.split(".")[0] for n, _ in dss.named_parameters()} == {
-        "node_encoder", "edge_encoder", "layers", "cross_layers", "subgraph_mlp", "head", "mark_embedding"}
+        "node_encoder",
+        "edge_encoder",
+        "layers",
+        "cross_layers",
+        "subgraph_mlp",
+        "head",
+        "mark_embedding",
+    }
     assert create_model("ds-gnn", policy="ego").mark_embedding is None
 
 
 def _pairs_subset():
     from dgl_hod.datasets import expressivity_pairs
+
     out = []
     for name, idx in (("exp", range(0, 600, 60)), ("csl", range(0, 45, 3)), ("sr25", range(0, 105, 15))):
         pairs = expressivity_pairs(name)
@@ -300,10 +324,29 @@ def test_hod1_and_node_marked_ds_agree_on_pairs():
     if "hod-gnn" not in list_archs():
         pytest.skip("hod-gnn not registered yet")
     torch.manual_seed(0)
-    hod = create_model("hod-gnn", node_vocab=(2,), edge_vocab=None, order=1, hidden_dim=32, base_hidden_dim=16,
-                       base_layers=4, downstream_layers=2, downstream_norm="none", jet_norm="rms").double().eval()
-    ds = create_model("ds-gnn", node_vocab=(2,), edge_vocab=None, policy="node_marked", norm="none", hidden_dim=32,
-                      num_layers=4).double().eval()
+    hod = (
+        create_model(
+            "hod-gnn",
+            node_vocab=(2,),
+            edge_vocab=None,
+            order=1,
+            hidden_dim=32,
+            base_hidden_dim=16,
+            base_layers=4,
+            downstream_layers=2,
+            downstream_norm="none",
+            jet_norm="rms",
+        )
+        .double()
+        .eval()
+    )
+    ds = (
+        create_model(
+            "ds-gnn", node_vocab=(2,), edge_vocab=None, policy="node_marked", norm="none", hidden_dim=32, num_layers=4
+        )
+        .double()
+        .eval()
+    )
     gin = create_model("gin", node_vocab=(2,), norm="none", hidden_dim=32, num_layers=4).double().eval()
     verdicts = {}
     for name, k, g1, g2 in _pairs_subset():
@@ -325,13 +368,33 @@ def test_brec_pairs_node_marking_separates_but_derivatives_do_not():
     if "hod-gnn" not in list_archs():
         pytest.skip("hod-gnn not registered yet")
     from dgl_hod.datasets import expressivity_pairs
+
     pairs = expressivity_pairs("brec")
     torch.manual_seed(0)
-    ds = create_model("ds-gnn", node_vocab=(1,), edge_vocab=None, policy="node_marked", norm="none", hidden_dim=32,
-                      num_layers=4).double().eval()
-    hods = [create_model("hod-gnn", node_vocab=(1,), edge_vocab=None, order=k, hidden_dim=32, base_hidden_dim=16,
-                         base_layers=4, downstream_layers=2, downstream_norm="none", jet_norm="rms").double().eval()
-            for k in (1, 2)]
+    ds = (
+        create_model(
+            "ds-gnn", node_vocab=(1,), edge_vocab=None, policy="node_marked", norm="none", hidden_dim=32, num_layers=4
+        )
+        .double()
+        .eval()
+    )
+    hods = [
+        create_model(
+            "hod-gnn",
+            node_vocab=(1,),
+            edge_vocab=None,
+            order=k,
+            hidden_dim=32,
+            base_hidden_dim=16,
+            base_layers=4,
+            downstream_layers=2,
+            downstream_norm="none",
+            jet_norm="rms",
+        )
+        .double()
+        .eval()
+        for k in (1, 2)
+    ]
     for k in (4, 24, 64, 89):
         g1, g2, meta = pairs[k]
         assert meta["category"] in ("basic", "regular") and g1.num_nodes() == 10

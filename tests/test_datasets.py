@@ -1,4 +1,5 @@
 """Tests for dgl_hod.datasets: facts from PROVENANCE.md, graph invariants, evaluator, counting, file integrity."""
+
 from __future__ import annotations
 
 import itertools
@@ -11,9 +12,16 @@ import numpy as np
 import pytest
 import torch
 
-from dgl_hod.datasets import (COUNTING_TARGETS, DatasetFileError, Evaluator, expressivity_pairs, get_info,
-                              list_datasets, load_dataset)
-from dgl_hod.datasets import _store
+from dgl_hod.datasets import (
+    COUNTING_TARGETS,
+    DatasetFileError,
+    Evaluator,
+    _store,
+    expressivity_pairs,
+    get_info,
+    list_datasets,
+    load_dataset,
+)
 from dgl_hod.datasets.counting import count_substructures, generate_graphs
 
 STATIC = [n for n in list_datasets() if n != "counting"]
@@ -23,8 +31,24 @@ STATIC = [n for n in list_datasets() if n != "counting"]
 def test_registry_lists_and_metadata():
     names = list_datasets()
     assert names[0] == "zinc12k"
-    for n in ["ogbg-molhiv", "ogbg-molbace", "ogbg-moltox21", "ogbg-molesol", "ogbg-molfreesolv", "ogbg-mollipo",
-              "ogbg-molbbbp", "peptides-func", "exp", "csl", "sr25", "brec", "graph8c", "counting", "mutag", "proteins"]:
+    for n in [
+        "ogbg-molhiv",
+        "ogbg-molbace",
+        "ogbg-moltox21",
+        "ogbg-molesol",
+        "ogbg-molfreesolv",
+        "ogbg-mollipo",
+        "ogbg-molbbbp",
+        "peptides-func",
+        "exp",
+        "csl",
+        "sr25",
+        "brec",
+        "graph8c",
+        "counting",
+        "mutag",
+        "proteins",
+    ]:
         assert n in names
     info = get_info("zinc12k")
     assert (info.task_type, info.metric, info.num_tasks) == ("regression", "mae", 1)
@@ -46,11 +70,14 @@ def test_unknown_name_suggests_close_matches():
 
 
 # --- ZINC-12k ------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("split,graphs,nodes,edges,nrange,erange,mean,std", [
-    ("train", 10000, 231664, 498558, (9, 37), (16, 82), 0.0153, 2.0108),
-    ("val", 1000, 23083, 49692, (10, 36), (20, 80), 0.0315, 1.9846),
-    ("test", 1000, 23117, 49720, (11, 37), (20, 84), 0.0124, 2.0170),
-])
+@pytest.mark.parametrize(
+    "split,graphs,nodes,edges,nrange,erange,mean,std",
+    [
+        ("train", 10000, 231664, 498558, (9, 37), (16, 82), 0.0153, 2.0108),
+        ("val", 1000, 23083, 49692, (10, 36), (20, 80), 0.0315, 1.9846),
+        ("test", 1000, 23117, 49720, (11, 37), (20, 84), 0.0124, 2.0170),
+    ],
+)
 def test_zinc_split_statistics(split, graphs, nodes, edges, nrange, erange, mean, std):
     ds = load_dataset("zinc12k", split=split)
     assert len(ds) == graphs
@@ -149,8 +176,18 @@ def test_peptides_func_statistics():
     ds = load_dataset("peptides-func")
     assert len(ds) == 15535 and ds.num_nodes.sum() == 2344859 and ds.num_edges.sum() == 4773974  # LRGB: 150.94 / 307.30
     y = ds.labels.numpy()
-    assert y.shape == (15535, 10) and list(y.sum(0).astype(int)) == [1378, 545, 995, 969, 9745, 3077, 1662, 2866,
-                                                                       299, 4044]
+    assert y.shape == (15535, 10) and list(y.sum(0).astype(int)) == [
+        1378,
+        545,
+        995,
+        969,
+        9745,
+        3077,
+        1662,
+        2866,
+        299,
+        4044,
+    ]
     parts = [load_dataset("peptides-func", s) for s in ("train", "val", "test")]
     assert [len(p) for p in parts] == [10873, 2331, 2331]
     assert np.array_equal(np.sort(np.concatenate([p.indices for p in parts])), np.arange(15535))
@@ -190,13 +227,13 @@ def test_edges_symmetric_everywhere(name):
 def test_evaluator_rocauc_hand_computation():
     ev = Evaluator("ogbg-molhiv")
     # positives score .9, .4; negatives .1, .6: 3 of 4 (pos, neg) pairs ordered correctly
-    out = ev.eval({"y_true": np.array([[1], [0], [1], [0]]), "y_pred": np.array([[.9], [.1], [.4], [.6]])})
+    out = ev.eval({"y_true": np.array([[1], [0], [1], [0]]), "y_pred": np.array([[0.9], [0.1], [0.4], [0.6]])})
     assert out == {"rocauc": pytest.approx(0.75)}
     ev = Evaluator("ogbg-moltox21")
     yt = np.full((4, 12), np.nan)
     yp = np.zeros((4, 12))
-    yt[:, 0], yp[:, 0] = [1, 0, 1, 0], [.9, .1, .4, .6]  # 0.75
-    yt[:3, 1], yp[:3, 1] = [0, 1, 0], [.2, .8, .3]  # NaN row ignored: 1.0
+    yt[:, 0], yp[:, 0] = [1, 0, 1, 0], [0.9, 0.1, 0.4, 0.6]  # 0.75
+    yt[:3, 1], yp[:3, 1] = [0, 1, 0], [0.2, 0.8, 0.3]  # NaN row ignored: 1.0
     yt[:, 2] = 1  # only one class: skipped (as OGB)
     out = Evaluator("ogbg-moltox21").eval({"y_true": torch.tensor(yt), "y_pred": torch.tensor(yp)})
     assert out["rocauc"] == pytest.approx((0.75 + 1.0) / 2)
@@ -206,15 +243,16 @@ def test_evaluator_ap_hand_computation():
     # ranking .9 (pos), .6 (neg), .4 (pos), .1 (neg): AP = 0.5 * 1 + 0.5 * 2/3
     yt = np.zeros((4, 10))
     yp = np.zeros((4, 10))
-    yt[:, 0], yp[:, 0] = [1, 0, 1, 0], [.9, .1, .4, .6]
-    yt[:, 1], yp[:, 1] = [1, 0, 0, 0], [.9, .1, .2, .3]  # AP 1
+    yt[:, 0], yp[:, 0] = [1, 0, 1, 0], [0.9, 0.1, 0.4, 0.6]
+    yt[:, 1], yp[:, 1] = [1, 0, 0, 0], [0.9, 0.1, 0.2, 0.3]  # AP 1
     out = Evaluator("peptides-func").eval({"y_true": yt, "y_pred": yp})  # tasks 2..9 all-negative: skipped
     assert out == {"ap": pytest.approx((0.5 + 0.5 * 2 / 3 + 1.0) / 2)}
 
 
 def test_evaluator_rmse_mae_hand_computation():
-    out = Evaluator("ogbg-molesol").eval({"y_true": np.array([[1.0], [2.0], [3.0]]),
-                                          "y_pred": np.array([[1.0], [4.0], [2.0]])})
+    out = Evaluator("ogbg-molesol").eval(
+        {"y_true": np.array([[1.0], [2.0], [3.0]]), "y_pred": np.array([[1.0], [4.0], [2.0]])}
+    )
     assert out == {"rmse": pytest.approx(math.sqrt((0 + 4 + 1) / 3))}
     out = Evaluator("zinc12k").eval({"y_true": np.array([[1.0], [2.0]]), "y_pred": np.array([[0.5], [3.0]])})
     assert out == {"mae": pytest.approx(0.75)}
@@ -263,8 +301,15 @@ def test_expressivity_pairs():
     pairs = expressivity_pairs("brec")
     assert len(pairs) == 400
     cats = [pairs._index(p)[2]["category"] for p in range(400)]
-    assert [cats.count(c) for c in ("basic", "regular", "str", "extension", "cfi", "4vtx", "dr")] == \
-        [60, 50, 50, 100, 100, 20, 20]
+    assert [cats.count(c) for c in ("basic", "regular", "str", "extension", "cfi", "4vtx", "dr")] == [
+        60,
+        50,
+        50,
+        100,
+        100,
+        20,
+        20,
+    ]
     g1, g2, meta = pairs[0]
     assert meta == {"i": 0, "j": 1, "pair": 0, "category": "basic"}
     assert g1.num_nodes() == g2.num_nodes() == 10 and g1.num_edges() == g2.num_edges()
@@ -272,6 +317,7 @@ def test_expressivity_pairs():
     assert len(g8) == 11117 * 11116 // 2
     n = 7  # unranking equals lexicographic enumeration
     from dgl_hod.datasets.expressivity import _all_pairs
+
     cnt, index = _all_pairs(n)
     assert [index(k)[:2] for k in range(cnt)] == list(itertools.combinations(range(n), 2))
     assert g8[-1][2]["i"] == 11115 and g8[-1][2]["j"] == 11116
@@ -296,10 +342,13 @@ def test_graph6_parse_matches_networkx():
 
 
 # --- TU ------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name,graphs,counts,nodes,edges,test_size", [
-    ("mutag", 188, [63, 125], 3371, 7442, 18),
-    ("proteins", 1113, [663, 450], 43471, 162088, 111),
-])
+@pytest.mark.parametrize(
+    "name,graphs,counts,nodes,edges,test_size",
+    [
+        ("mutag", 188, [63, 125], 3371, 7442, 18),
+        ("proteins", 1113, [663, 450], 43471, 162088, 111),
+    ],
+)
 def test_tu_statistics_and_folds(name, graphs, counts, nodes, edges, test_size):
     ds = load_dataset(name)
     assert len(ds) == graphs and list(np.bincount(ds.labels.numpy())) == counts

@@ -1,4 +1,5 @@
 """Expressivity suite: reliability protocol, counts on a few pairs, generic over any model."""
+
 import dgl
 import torch
 
@@ -32,8 +33,9 @@ def test_a_graph_is_never_distinguished_from_its_relabeling():
 def test_counts_order0_vs_order1_on_csl_and_brec_basic():
     res = {}
     for order in (0, 1):
-        res[f"k{order}"] = expressivity_counts(model_factory("hod-gnn", order=order, **SMALL),
-                                               sets=("csl", "brec"), num_perms=2, max_pairs=6)
+        res[f"k{order}"] = expressivity_counts(
+            model_factory("hod-gnn", order=order, **SMALL), sets=("csl", "brec"), num_perms=2, max_pairs=6
+        )
     assert res["k0"]["csl"]["distinguished"] == 0 and res["k0"]["brec"]["distinguished"] == 0
     assert res["k1"]["csl"]["distinguished"] == 6  # node marking separates the CSL skip lengths
     assert res["k1"]["brec"]["per_category"]["basic"]["distinguished"] >= 5

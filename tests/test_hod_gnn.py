@@ -1,4 +1,5 @@
 """HOD-GNN model: invariance for every variant, dense == sparse, expressivity beyond 1-WL, RWSE init, config errors."""
+
 import dgl
 import pytest
 import torch
@@ -83,7 +84,7 @@ def test_gradients_reach_the_base_mpnn_through_the_jets():
     g = dgl.batch(molecule_batch())
     # only the derivative path: detach the base's plain output from the combine step by zeroing its weights
     with torch.no_grad():
-        model.combine[0].weight[:, 16:16 + 8] = 0.0
+        model.combine[0].weight[:, 16 : 16 + 8] = 0.0
     model(g, g.ndata["feat"], g.edata["feat"]).sum().backward()
     assert model.base.mark_directions.grad.abs().sum() > 0  # only the jets depend on the marking directions
     assert model.base.layers[0].lin1.weight.grad.abs().sum() > 0
@@ -119,8 +120,9 @@ def test_k1_separates_1wl_equivalent_pairs_and_order0_does_not(pair):
 def test_rwse_init_reproduces_random_walk_pe(steps):
     g = dgl.batch([decalin(), undirected(6, cycle(3) + cycle(3, 3)), undirected(4, [(0, 1), (1, 2), (1, 3)])])
     torch.manual_seed(0)
-    model = create_model("hod-gnn", **{**SMALL, "base_layers": steps}, node_vocab=(1,), edge_vocab=None, order=1,
-                         base_init="rwse").double()
+    model = create_model(
+        "hod-gnn", **{**SMALL, "base_layers": steps}, node_vocab=(1,), edge_vocab=None, order=1, base_init="rwse"
+    ).double()
     jets = model.jets(g, None)
     diag = torch.cat([torch.diagonal(jets.dense(i)[0][:, :, 0, 0]) for i in range(g.batch_size)])
     expected = dgl.random_walk_pe(g, steps)[:, steps - 1].double()
@@ -130,21 +132,23 @@ def test_rwse_init_reproduces_random_walk_pe(steps):
 
     rows = jet_rows(jets, 1)
     on_diag = rows.index[:, 0] == rows.index[:, 1]
-    got = torch.zeros(g.num_nodes(), dtype=torch.float64).index_copy(0, rows.index[on_diag, 0],
-                                                                      rows.values[on_diag, 0])
+    got = torch.zeros(g.num_nodes(), dtype=torch.float64).index_copy(0, rows.index[on_diag, 0], rows.values[on_diag, 0])
     assert torch.allclose(got, expected, atol=1e-12)
 
 
-@pytest.mark.parametrize("bad, match", [
-    (dict(order=4), "order must be an int in 0..3"),
-    (dict(jet_mode="blocked"), "jet_mode must be one of"),
-    (dict(activation="relu", order=2), "zero second derivative"),
-    (dict(hidden_dim=0), "hidden_dim must be an int >= 1"),
-    (dict(node_vocab=()), "node_vocab must be a non-empty tuple"),
-    (dict(readout="max"), "readout must be one of"),
-    (dict(dropout=1.5), "dropout must be in"),
-    (dict(jet_norm="l2"), "jet_norm must be one of"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(order=4), "order must be an int in 0..3"),
+        (dict(jet_mode="blocked"), "jet_mode must be one of"),
+        (dict(activation="relu", order=2), "zero second derivative"),
+        (dict(hidden_dim=0), "hidden_dim must be an int >= 1"),
+        (dict(node_vocab=()), "node_vocab must be a non-empty tuple"),
+        (dict(readout="max"), "readout must be one of"),
+        (dict(dropout=1.5), "dropout must be in"),
+        (dict(jet_norm="l2"), "jet_norm must be one of"),
+    ],
+)
 def test_config_errors(bad, match):
     with pytest.raises(ValueError, match=match):
         create_model("hod-gnn", **bad)
@@ -195,8 +199,21 @@ def test_k2_separates_a_strongly_regular_pair_that_k1_does_not():
     diffs = {}
     for order in (1, 2):
         torch.manual_seed(0)
-        model = create_model("hod-gnn", node_vocab=(1,), edge_vocab=None, order=order, hidden_dim=16,
-                             base_hidden_dim=8, base_layers=2, downstream_layers=1, jet_mode="sparse").double().eval()
+        model = (
+            create_model(
+                "hod-gnn",
+                node_vocab=(1,),
+                edge_vocab=None,
+                order=order,
+                hidden_dim=16,
+                base_hidden_dim=8,
+                base_layers=2,
+                downstream_layers=1,
+                jet_mode="sparse",
+            )
+            .double()
+            .eval()
+        )
         with torch.no_grad():
             a, b = model.embed(g1, None), model.embed(g2, None)
             c = model.embed(permute_graph(g1, torch.randperm(25, generator=torch.Generator().manual_seed(0))), None)
@@ -217,14 +234,19 @@ def _encoders_by_formula(enc, blocks, norm):
         if k == 1:
             H = e.hidden_dim
             f = e.phi(d)
-            parts = [d[ar, ar], f[..., :H].mean(1), f[..., H:2 * H].mean(0)]
+            parts = [d[ar, ar], f[..., :H].mean(1), f[..., H : 2 * H].mean(0)]
             if e.global_pool:
-                parts.append(f[..., 2 * H:].sum((0, 1)).expand(n, -1) / n**2)
+                parts.append(f[..., 2 * H :].sum((0, 1)).expand(n, -1) / n**2)
         elif k == 2:
             H = e.hidden_dim
             f = e.phi_all(d)
-            parts = [d[ar, ar, ar], e.phi_uu(d[:, ar, ar]).mean(1), e.phi_vu(d[ar, ar, :]).mean(1),
-                     f[..., :H].sum((1, 2)) / n**2, f[..., H:].sum((0, 2)) / n**2]
+            parts = [
+                d[ar, ar, ar],
+                e.phi_uu(d[:, ar, ar]).mean(1),
+                e.phi_vu(d[ar, ar, :]).mean(1),
+                f[..., :H].sum((1, 2)) / n**2,
+                f[..., H:].sum((0, 2)) / n**2,
+            ]
         else:
             parts = [d[ar, ar, ar, ar], e.phi_uuu(d[:, ar, ar, ar]).mean(1), e.phi_all(d).sum((1, 2, 3)) / n**3]
         feats.append(e.out(torch.cat(parts, 1)))
@@ -249,5 +271,5 @@ def test_derivative_encoders_equal_their_formulas_on_every_ordered_tuple(mode, n
     start = 0
     for i, gi in enumerate(graphs):
         want = _encoders_by_formula(enc, jets.dense(i), norm)
-        torch.testing.assert_close(got[start:start + gi.num_nodes()], want, atol=1e-10, rtol=1e-10)
+        torch.testing.assert_close(got[start : start + gi.num_nodes()], want, atol=1e-10, rtol=1e-10)
         start += gi.num_nodes()

@@ -1,4 +1,5 @@
 """Exactness and behaviour of the derivative-jet engine (BaseMPNN.jets) against independent references."""
+
 from __future__ import annotations
 
 import math
@@ -138,8 +139,7 @@ CASES = [  # (edge_dim, activation, num_marks, order, aggregation)
 def test_jets_match_torch_func(mode, edge_dim, activation, num_marks, order, aggregation):
     torch.manual_seed(0)
     gs = tricky_batch()
-    base = BaseMPNN(3, 4, 2, edge_dim=edge_dim, activation=activation, num_marks=num_marks,
-                    aggregation=aggregation)
+    base = BaseMPNN(3, 4, 2, edge_dim=edge_dim, activation=activation, num_marks=num_marks, aggregation=aggregation)
     with torch.no_grad():  # non-trivial eps so the self term is exercised
         for layer in base.layers:
             layer.eps.fill_(0.3)
@@ -238,8 +238,13 @@ def test_gradcheck_wrt_weights(mode):
     g = dgl.batch([dgl.graph(([0, 1, 2, 1], [1, 2, 0, 0])), path_graph(4)])
     base = BaseMPNN(2, 3, 2, edge_dim=2, num_marks=1, activation="tanh")
     x, e = torch.randn(g.num_nodes(), 2), torch.randn(g.num_edges(), 2)
-    names = ["mark_directions", "layers.0.lin1.weight", "layers.0.edge_lin.weight", "layers.1.eps",
-             "layers.1.lin2.bias"]
+    names = [
+        "mark_directions",
+        "layers.0.lin1.weight",
+        "layers.0.edge_lin.weight",
+        "layers.1.eps",
+        "layers.1.lin2.bias",
+    ]
     params = dict(base.named_parameters())
 
     class JetsOf(torch.nn.Module):  # functional_call swaps parameters on submodules, then calls forward

@@ -1,4 +1,5 @@
 """dgl_hod.train: ZINC smoke run where the loss falls, resumable checkpoints, outputs."""
+
 import json
 
 import pytest
@@ -7,8 +8,14 @@ from safetensors.torch import load_file
 
 from dgl_hod.train import CheckpointError, lr_factor, train
 
-TINY = {"order": 1, "jet_mode": "sparse", "hidden_dim": 16, "base_hidden_dim": 8, "base_layers": 2,
-        "downstream_layers": 2}
+TINY = {
+    "order": 1,
+    "jet_mode": "sparse",
+    "hidden_dim": 16,
+    "base_hidden_dim": 8,
+    "base_layers": 2,
+    "downstream_layers": 2,
+}
 KW = dict(batch_size=32, lr=3e-3, max_train_graphs=192, max_eval_graphs=64, progress=False, log=False, seed=0)
 
 
@@ -24,8 +31,9 @@ def test_zinc_smoke_loss_falls_and_outputs_are_complete(tmp_path):
     best = min(saved["history"], key=lambda h: h["val"])
     assert m["best_val"] == best["val"] and m["test_at_best_val"] == best["test"]
     weights = load_file(str(tmp_path / "best.safetensors"))
-    assert saved["num_params"] == sum(v.numel() for k, v in weights.items() if "running" not in k
-                                      and "num_batches" not in k)
+    assert saved["num_params"] == sum(
+        v.numel() for k, v in weights.items() if "running" not in k and "num_batches" not in k
+    )
     from dgl_hod import create_model
 
     model = create_model("hod-gnn", **saved["config"])
@@ -94,8 +102,20 @@ def test_time_budget_plans_epochs_after_the_first(tmp_path):
 def test_cli_prints_a_final_table_or_json(tmp_path, capsys):
     from dgl_hod.train import main
 
-    args = ["gine", "--dataset", "zinc12k", "--config", '{"hidden_dim": 8, "num_layers": 2}', "--epochs", "1",
-            "--max-train-graphs", "64", "--max-eval-graphs", "32", "--no-progress"]
+    args = [
+        "gine",
+        "--dataset",
+        "zinc12k",
+        "--config",
+        '{"hidden_dim": 8, "num_layers": 2}',
+        "--epochs",
+        "1",
+        "--max-train-graphs",
+        "64",
+        "--max-eval-graphs",
+        "32",
+        "--no-progress",
+    ]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
     out = capsys.readouterr().out
     assert "finished gine on zinc12k" in out and "test_at_best_val" in out

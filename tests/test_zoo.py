@@ -1,4 +1,5 @@
 """The model zoo: registry-wide checks against zoo.yaml, and loading behaviour on a temporary zoo."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,9 +16,19 @@ TINY = dict(node_vocab=(28,), edge_vocab=(4,), num_tasks=1, hidden_dim=8, num_la
 
 
 def _entry(name, weights, sha, model, **kw):
-    base = dict(name=name, arch="gine", config=dict(TINY), dataset="zinc12k", task="regression", num_tasks=1,
-                weights=weights, sha256=sha, num_params=sum(p.numel() for p in model.parameters()),
-                metrics={}, recipe={})
+    base = dict(
+        name=name,
+        arch="gine",
+        config=dict(TINY),
+        dataset="zinc12k",
+        task="regression",
+        num_tasks=1,
+        weights=weights,
+        sha256=sha,
+        num_params=sum(p.numel() for p in model.parameters()),
+        metrics={},
+        recipe={},
+    )
     base.update(kw)
     return ZooEntry(**base)
 
@@ -118,9 +129,9 @@ def test_freeze_groups(tiny_zoo):
 def test_bad_registry_entries(tmp_path):
     (tmp_path / "zoo.yaml").write_text("models:\n  x:\n    arch: gine\n    colour: red\n")
     with pytest.raises(ValueError, match=r"unknown field\(s\) \['colour'\]"):
-        Zoo(tmp_path / "zoo.yaml").entries
+        _ = Zoo(tmp_path / "zoo.yaml").entries
     with pytest.raises(FileNotFoundError, match="DGL_HOD_ZOO"):
-        Zoo(tmp_path / "nope.yaml").entries
+        _ = Zoo(tmp_path / "nope.yaml").entries
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -160,8 +171,16 @@ def test_package_run_and_cli_eval(tmp_path, monkeypatch, capsys):
     from dgl_hod.zoo import package_run
 
     run = tmp_path / "run"
-    train("gine", "zinc12k", {"hidden_dim": 8, "num_layers": 2}, run, epochs=1, max_train_graphs=64,
-          max_eval_graphs=None, progress=False)
+    train(
+        "gine",
+        "zinc12k",
+        {"hidden_dim": 8, "num_layers": 2},
+        run,
+        epochs=1,
+        max_train_graphs=64,
+        max_eval_graphs=None,
+        progress=False,
+    )
     zoo = Zoo(tmp_path / "zoo.yaml", tmp_path / "models")
     with pytest.raises(ValueError, match="not the full train split"):
         package_run(run, "tiny-zinc", zoo)
@@ -204,29 +223,54 @@ def test_finetune_body_lr_scale_and_freeze(tiny_zoo, tmp_path, monkeypatch):
     monkeypatch.setenv("DGL_HOD_ZOO", str(zoo.path))
     monkeypatch.setenv("DGL_HOD_MODELS", str(zoo.models_dir))
     run = tmp_path / "ft"
-    train(None, "zinc12k", None, run, epochs=2, stop_after_epochs=1, max_train_graphs=64, max_eval_graphs=32,
-          progress=False, log=False, finetune="tiny-zinc", freeze="encoder", body_lr_scale=0.1)
+    train(
+        None,
+        "zinc12k",
+        None,
+        run,
+        epochs=2,
+        stop_after_epochs=1,
+        max_train_graphs=64,
+        max_eval_graphs=32,
+        progress=False,
+        log=False,
+        finetune="tiny-zinc",
+        freeze="encoder",
+        body_lr_scale=0.1,
+    )
     ckpt = _load_checkpoint(run / CHECKPOINT)
     groups = ckpt["optimizer"]["param_groups"]
     assert [g["lr_scale"] for g in groups] == [1.0, 0.1]
     assert groups[1]["lr"] == pytest.approx(0.1 * groups[0]["lr"]) and groups[0]["lr"] > 0
     names = [n for n, _ in pretrained.named_parameters()]
     assert len(groups[0]["params"]) == sum(n.startswith("head.") for n in names)
-    assert len(groups[1]["params"]) == sum(not n.startswith(("head.", "node_encoder.", "edge_encoder."))
-                                           for n in names)  # frozen encoders are not in the optimizer
+    assert len(groups[1]["params"]) == sum(
+        not n.startswith(("head.", "node_encoder.", "edge_encoder.")) for n in names
+    )  # frozen encoders are not in the optimizer
     after, before = ckpt["model"], pretrained.state_dict()
     assert all(torch.equal(after[k], before[k]) for k in before if k.startswith(("node_encoder.", "edge_encoder.")))
     assert not all(torch.equal(after[k], before[k]) for k in before if k.startswith("layers."))
-    assert ckpt["run_args"]["finetuned_from"] == {"zoo_model": "tiny-zinc", "freeze": "encoder",
-                                                  "body_lr_scale": 0.1}
+    assert ckpt["run_args"]["finetuned_from"] == {"zoo_model": "tiny-zinc", "freeze": "encoder", "body_lr_scale": 0.1}
     # a finished fine-tuning run packages with the command that reproduces it from the zoo model
     from dgl_hod.zoo import package_run
 
-    train(None, "zinc12k", None, tmp_path / "ft2", epochs=1, max_train_graphs=64, progress=False, log=False,
-          finetune="tiny-zinc", freeze="encoder", body_lr_scale=0.1)
+    train(
+        None,
+        "zinc12k",
+        None,
+        tmp_path / "ft2",
+        epochs=1,
+        max_train_graphs=64,
+        progress=False,
+        log=False,
+        finetune="tiny-zinc",
+        freeze="encoder",
+        body_lr_scale=0.1,
+    )
     ft = package_run(tmp_path / "ft2", "tiny-ft-zinc", zoo, require_full_train=False)
-    assert ft.recipe["command"].startswith("python -m dgl_hod.train --finetune tiny-zinc --freeze encoder "
-                                           "--body-lr-scale 0.1 --dataset zinc12k")
+    assert ft.recipe["command"].startswith(
+        "python -m dgl_hod.train --finetune tiny-zinc --freeze encoder --body-lr-scale 0.1 --dataset zinc12k"
+    )
     assert ft.recipe["finetuned_from"]["zoo_model"] == "tiny-zinc"
     with pytest.raises(ValueError, match=r"zoo model tiny-zinc has node_vocab=\(28,\) but ogbg-molbace has"):
         train(None, "ogbg-molbace", None, tmp_path / "z", epochs=1, finetune="tiny-zinc")

@@ -1,4 +1,5 @@
 """The contract shared by every architecture of the zoo (HOD-GNN and the baselines)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -62,8 +63,10 @@ class ConfigChecks:
             if vocab is None and name == "edge_vocab":
                 continue
             if not isinstance(vocab, tuple) or not vocab or not all(isinstance(v, int) and v >= 1 for v in vocab):
-                self._fail(f"{name} must be a non-empty tuple of positive ints (vocabulary size per feature "
-                           f"column, e.g. get_info(name).node_feat_dims), got {vocab!r}")
+                self._fail(
+                    f"{name} must be a non-empty tuple of positive ints (vocabulary size per feature "
+                    f"column, e.g. get_info(name).node_feat_dims), got {vocab!r}"
+                )
 
     def check_dropout(self) -> None:
         if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
@@ -93,8 +96,9 @@ class GraphModel(nn.Module):
     node_encoder: nn.Module
     edge_encoder: nn.Module | None  # None: the model uses no edge features
 
-    def encode_inputs(self, g: dgl.DGLGraph, node_feat: Tensor | None,
-                      edge_feat: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    def encode_inputs(
+        self, g: dgl.DGLGraph, node_feat: Tensor | None, edge_feat: Tensor | None
+    ) -> tuple[Tensor, Tensor | None]:
         """``(N, D)`` node and ``(E, D)`` edge embeddings (``None`` when the model uses no edge features).
 
         One rule for every architecture: a model with an edge encoder needs ``edge_feat``; silently encoding
@@ -106,9 +110,11 @@ class GraphModel(nn.Module):
         if self.edge_encoder is None:
             return x, None
         if edge_feat is None:
-            raise ValueError(f"{self.config.error_prefix}this model was built with edge_vocab="
-                             f"{self.config.edge_vocab} and needs edge_feat (E,) category ids; build it with "
-                             f"edge_vocab=None for graphs without edge features")
+            raise ValueError(
+                f"{self.config.error_prefix}this model was built with edge_vocab="
+                f"{self.config.edge_vocab} and needs edge_feat (E,) category ids; build it with "
+                f"edge_vocab=None for graphs without edge features"
+            )
         return x, self.edge_encoder(edge_feat)
 
     def embed(self, g: dgl.DGLGraph, node_feat: Tensor | None = None, edge_feat: Tensor | None = None) -> Tensor:
@@ -119,13 +125,16 @@ class GraphModel(nn.Module):
 
     def reset_parameters(self) -> None:
         """Re-initialise every submodule once: the outermost ``reset_parameters`` of each branch wins (so a
-        module's own special init, e.g. BaseMPNN's ``rwse``, is not undone by its children's defaults)."""
+        module's own special init, e.g. BaseMPNN's ``rwse``, is not undone by its children's defaults).
+        """
+
         def visit(module: nn.Module) -> None:
             for child in module.children():
                 if hasattr(child, "reset_parameters"):
                     child.reset_parameters()
                 else:
                     visit(child)
+
         visit(self)
 
     def num_parameters(self) -> int:

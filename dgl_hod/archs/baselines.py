@@ -26,6 +26,7 @@ Normalisation: ``norm="batch"`` (default; BatchNorm1d over the nodes of the mini
 ESAN and the standard ZINC GIN/GINE set-ups; it couples the graphs of a batch in training mode only, and stays
 invariant to node permutations either way), ``"layer"`` (LayerNorm per node) or ``"none"``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -136,8 +137,7 @@ def _act(name: str) -> nn.Module:
 
 
 def _norm(norm: str, dim: int) -> nn.Module:
-    return {"batch": lambda: nn.BatchNorm1d(dim), "layer": lambda: nn.LayerNorm(dim),
-            "none": nn.Identity}[norm]()
+    return {"batch": lambda: nn.BatchNorm1d(dim), "layer": lambda: nn.LayerNorm(dim), "none": nn.Identity}[norm]()
 
 
 def _head(c: MPNNConfig) -> nn.Sequential:
@@ -157,7 +157,8 @@ def _segment_reduce(index: Tensor, src: Tensor, num: int, op: str) -> Tensor:
 
 class GINEBlock(nn.Module):
     """One residual layer ``h <- h + dropout(act(norm(conv(h, e))))`` around ``dgl.nn.GINEConv`` (``GINConv``
-    when ``use_edges=False``) with MLP ``Linear - act - Linear``: the layer of HOD-GNN's downstream GNN."""
+    when ``use_edges=False``) with MLP ``Linear - act - Linear``: the layer of HOD-GNN's downstream GNN.
+    """
 
     def __init__(self, dim: int, use_edges: bool, activation: str, norm: str, dropout: float):
         super().__init__()
@@ -187,13 +188,16 @@ class _Encoders(GraphModel):
     def _build_io(self, c: MPNNConfig) -> None:
         self.config = c
         self.node_encoder = CategoricalEncoder(c.node_vocab, c.hidden_dim)
-        self.edge_encoder = (CategoricalEncoder(c.edge_vocab, c.hidden_dim)
-                             if self.use_edges and c.edge_vocab is not None else None)
+        self.edge_encoder = (
+            CategoricalEncoder(c.edge_vocab, c.hidden_dim) if self.use_edges and c.edge_vocab is not None else None
+        )
         self.head = _head(c)
 
     def _blocks(self, c: MPNNConfig) -> nn.ModuleList:
-        return nn.ModuleList(GINEBlock(c.hidden_dim, self.edge_encoder is not None, c.activation, c.norm, c.dropout)
-                             for _ in range(c.num_layers))
+        return nn.ModuleList(
+            GINEBlock(c.hidden_dim, self.edge_encoder is not None, c.activation, c.norm, c.dropout)
+            for _ in range(c.num_layers)
+        )
 
 
 # ----------------------------------------------------------------------------------------------- MPNNs
@@ -211,8 +215,7 @@ class GINE(_Encoders):
     def node_input(self, g: dgl.DGLGraph, x: Tensor) -> Tensor:
         return x
 
-    def node_embed(self, g: dgl.DGLGraph, node_feat: Tensor | None = None,
-                   edge_feat: Tensor | None = None) -> Tensor:
+    def node_embed(self, g: dgl.DGLGraph, node_feat: Tensor | None = None, edge_feat: Tensor | None = None) -> Tensor:
         x, e = self.encode_inputs(g, node_feat, edge_feat)
         h = self.node_input(g, x)
         for layer in self.layers:
@@ -249,15 +252,16 @@ def rwse(g: dgl.DGLGraph, steps: int) -> Tensor:
     B, n_max = g.batch_size, int(nn_.max())
     src, dst = g.edges()
     P = torch.zeros(B, n_max, n_max, dtype=torch.float64, device=dev)
-    P.index_put_((graph_of[src], local[src], local[dst]), torch.ones(len(src), dtype=torch.float64, device=dev),
-                 accumulate=True)
+    P.index_put_(
+        (graph_of[src], local[src], local[dst]), torch.ones(len(src), dtype=torch.float64, device=dev), accumulate=True
+    )
     P = P / (P.sum(2, keepdim=True) + 1e-30)
     out, power = [], P
     for step in range(steps):
         if step:
             power = torch.bmm(power, P)
         out.append(power.diagonal(dim1=1, dim2=2))
-    pe = torch.stack(out, -1)                     # (B, n_max, steps)
+    pe = torch.stack(out, -1)  # (B, n_max, steps)
     return pe[graph_of, local].float()
 
 
@@ -268,8 +272,11 @@ class GINERWSE(GINE):
     def __init__(self, config: RWSEConfig):
         super().__init__(config)
         k, d = config.rwse_steps, config.hidden_dim
-        self.rwse_encoder = nn.Linear(k, d) if config.rwse_encoder == "linear" else \
-            nn.Sequential(nn.Linear(k, d), _act(config.activation), nn.Linear(d, d))
+        self.rwse_encoder = (
+            nn.Linear(k, d)
+            if config.rwse_encoder == "linear"
+            else nn.Sequential(nn.Linear(k, d), _act(config.activation), nn.Linear(d, d))
+        )
 
     def node_input(self, g: dgl.DGLGraph, x: Tensor) -> Tensor:
         return x + self.rwse_encoder(rwse(g, self.config.rwse_steps).to(x.dtype))
@@ -281,7 +288,8 @@ class GINERWSE(GINE):
 class _SubgraphGNN(_Encoders):
     """Shared parts of DS-/DSS-GNN: bag construction, input encoding (plus a root-mark embedding for marking
     policies), invariant readout (nodes -> subgraphs -> per-subgraph MLP -> DeepSets aggregation over each graph's
-    subgraphs)."""
+    subgraphs).
+    """
 
     def __init__(self, config: SubgraphConfig):
         super().__init__()
@@ -295,8 +303,9 @@ class _SubgraphGNN(_Encoders):
         """The bag of subgraphs of ``g`` under the configured policy (:func:`dgl_hod.nn.subgraphs.subgraph_bag`)."""
         return subgraph_bag(g, self.config.policy, self.config.ego_radius)
 
-    def subgraph_embed(self, g: dgl.DGLGraph, node_feat: Tensor | None = None,
-                       edge_feat: Tensor | None = None) -> Tensor:
+    def subgraph_embed(
+        self, g: dgl.DGLGraph, node_feat: Tensor | None = None, edge_feat: Tensor | None = None
+    ) -> Tensor:
         """Subgraph embeddings ``(N, D)``: row ``s`` is the subgraph rooted at node ``s`` of ``g``."""
         x, e = self.encode_inputs(g, node_feat, edge_feat)
         bag = self.bag(g)
@@ -329,7 +338,8 @@ class DSGNN(_SubgraphGNN):
 @register_arch("dss-gnn", SubgraphConfig)
 class DSSGNN(_SubgraphGNN):
     """DSS-GNN (ESAN): every layer adds a GINE on the original graph over the cross-subgraph aggregate of each
-    node's copies, broadcast back to the copies."""
+    node's copies, broadcast back to the copies.
+    """
 
     def __init__(self, config: SubgraphConfig):
         super().__init__(config)
@@ -338,7 +348,7 @@ class DSSGNN(_SubgraphGNN):
     def message_passing(self, g, bag, h, e, e_bag):
         orig = bag.ndata["orig_node_id"]
         for layer, cross in zip(self.layers, self.cross_layers):
-            agg = _segment_reduce(orig, h, g.num_nodes(), self.config.cross_aggregation)   # (N, D)
+            agg = _segment_reduce(orig, h, g.num_nodes(), self.config.cross_aggregation)  # (N, D)
             out = layer.conv_out(bag, h, e_bag) + cross.conv_out(g, agg, e)[orig]
             h = layer.finish(h, out)
         return h

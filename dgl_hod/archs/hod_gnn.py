@@ -17,6 +17,7 @@ weights).  ``order=0`` drops the jets (base MPNN + downstream GNN only): a 1-WL-
 Featureless graphs (``node_feat=None``): every node gets category id 0
 (:func:`~dgl_hod.archs.base.constant_node_feat`); edges without features use GIN messages (``edge_vocab=None``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -89,12 +90,22 @@ class HODGNNConfig(GraphConfig):
         if self.encoder_hidden_dim is not None:
             self.check_int("encoder_hidden_dim")
         self.check_vocabs()
-        self.check_choices((("activation", J.ACTIVATIONS), ("base_aggregation", ("sum", "mean")),
-                            ("base_init", ("default", "rwse")), ("jet_mode", ("dense", "sparse")),
-                            ("jet_norm", JET_NORMS), ("downstream_norm", NORMS), ("readout", READOUTS)))
+        self.check_choices(
+            (
+                ("activation", J.ACTIVATIONS),
+                ("base_aggregation", ("sum", "mean")),
+                ("base_init", ("default", "rwse")),
+                ("jet_mode", ("dense", "sparse")),
+                ("jet_norm", JET_NORMS),
+                ("downstream_norm", NORMS),
+                ("readout", READOUTS),
+            )
+        )
         if self.activation in ("relu", "identity") and self.order >= 2 and self.base_init != "rwse":
-            self._fail(f"activation {self.activation!r} has zero second derivative, so order {self.order} jets "
-                       f"would be identically zero; use a smooth activation such as 'silu'")
+            self._fail(
+                f"activation {self.activation!r} has zero second derivative, so order {self.order} jets "
+                f"would be identically zero; use a smooth activation such as 'silu'"
+            )
         self.check_dropout()
 
 
@@ -128,17 +139,35 @@ class HODGNN(GraphModel):
         self.node_encoder = CategoricalEncoder(c.node_vocab, D)
         self.edge_encoder = CategoricalEncoder(c.edge_vocab, D) if c.edge_vocab is not None else None
         edge_dim = D if c.edge_vocab is not None else None
-        self.base = BaseMPNN(D, c.base_hidden_dim, c.base_layers, edge_dim=edge_dim, activation=c.activation,
-                             num_marks=c.num_marks, aggregation=c.base_aggregation, init=c.base_init)
+        self.base = BaseMPNN(
+            D,
+            c.base_hidden_dim,
+            c.base_layers,
+            edge_dim=edge_dim,
+            activation=c.activation,
+            num_marks=c.num_marks,
+            aggregation=c.base_aggregation,
+            init=c.base_init,
+        )
         enc_in = c.num_marks * c.base_hidden_dim
         enc_hidden = c.encoder_hidden_dim or D
-        self.deriv_encoder = (DerivativeEncoder(c.order, enc_in, enc_hidden, D, activation="silu",
-                                                jet_norm=c.jet_norm, global_pool=c.global_pool)
-                              if c.order >= 1 else None)
+        self.deriv_encoder = (
+            DerivativeEncoder(
+                c.order, enc_in, enc_hidden, D, activation="silu", jet_norm=c.jet_norm, global_pool=c.global_pool
+            )
+            if c.order >= 1
+            else None
+        )
         combined = D + c.base_hidden_dim + (self.deriv_encoder.out_dim if self.deriv_encoder else 0)
         self.combine = nn.Sequential(nn.Linear(combined, D), nn.SiLU(), nn.Linear(D, D))
-        self.downstream = DownstreamGNN(D, c.downstream_layers, use_edges=c.edge_vocab is not None,
-                                        activation="silu", norm=c.downstream_norm, dropout=c.dropout)
+        self.downstream = DownstreamGNN(
+            D,
+            c.downstream_layers,
+            use_edges=c.edge_vocab is not None,
+            activation="silu",
+            norm=c.downstream_norm,
+            dropout=c.dropout,
+        )
         self.head = nn.Sequential(nn.Linear(D, D), nn.SiLU(), nn.Dropout(c.dropout), nn.Linear(D, c.num_tasks))
 
     # -- stages -------------------------------------------------------------------------------------------------------
@@ -147,8 +176,7 @@ class HODGNN(GraphModel):
         x, e = self.encode_inputs(g, node_feat, edge_feat)
         return self.base.jets(g, x, e, order=max(self.config.order, 1), mode=self.config.jet_mode)
 
-    def node_embed(self, g: dgl.DGLGraph, node_feat: Tensor | None = None,
-                   edge_feat: Tensor | None = None) -> Tensor:
+    def node_embed(self, g: dgl.DGLGraph, node_feat: Tensor | None = None, edge_feat: Tensor | None = None) -> Tensor:
         """Node embeddings ``(N, hidden_dim)`` after the downstream GNN."""
         x, e = self.encode_inputs(g, node_feat, edge_feat)
         if self.deriv_encoder is None:
@@ -174,5 +202,7 @@ class HODGNN(GraphModel):
 
     def extra_repr(self) -> str:
         c = self.config
-        return (f"order={c.order}, base_layers={c.base_layers}, num_marks={c.num_marks}, jet_mode={c.jet_mode}, "
-                f"jet_norm={c.jet_norm}, readout={c.readout}")
+        return (
+            f"order={c.order}, base_layers={c.base_layers}, num_marks={c.num_marks}, jet_mode={c.jet_mode}, "
+            f"jet_norm={c.jet_norm}, readout={c.readout}"
+        )

@@ -7,12 +7,14 @@ Every architecture (``hod-gnn`` and the baselines) registers a config dataclass 
 
 and is built by name with validated keyword arguments: ``create_model("hod-gnn", order=2, num_tasks=1)``.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from torch import nn
 

@@ -9,6 +9,7 @@ Data files ship in the repository's ``datasets/`` folder (``$DGL_HOD_DATA`` over
 first use; generated data (``counting``) is cached under ``$DGL_HOD_CACHE`` (default ``~/.cache/dgl_hod``).
 Nothing is downloaded.  Conventions are documented in the README's "Datasets" section and ``datasets/README.md``.
 """
+
 from __future__ import annotations
 
 from ._store import DatasetFileError, cache_dir, data_root
@@ -18,9 +19,21 @@ from .graphs import GraphDataset, PackedGraphs
 from .loaders import LOADERS
 from .registry import COUNTING_TARGETS, REGISTRY, DatasetInfo, canonical_split, get_info, list_datasets
 
-__all__ = ["load_dataset", "list_datasets", "get_info", "DatasetInfo", "GraphDataset", "Evaluator",
-           "expressivity_pairs", "DatasetFileError", "REGISTRY", "COUNTING_TARGETS", "data_root", "cache_dir",
-           "PackedGraphs"]
+__all__ = [
+    "load_dataset",
+    "list_datasets",
+    "get_info",
+    "DatasetInfo",
+    "GraphDataset",
+    "Evaluator",
+    "expressivity_pairs",
+    "DatasetFileError",
+    "REGISTRY",
+    "COUNTING_TARGETS",
+    "data_root",
+    "cache_dir",
+    "PackedGraphs",
+]
 
 
 def load_dataset(name: str, split: str | None = None, *, fold: int | None = None) -> GraphDataset:

@@ -3,6 +3,7 @@
 ``time NAME`` loads every split of NAME and builds every graph as a ``dgl.DGLGraph`` in this (fresh) process and
 prints the wall-clock time; ``verify`` checks the sha256 of every shipped file.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,4 @@
-"""Build ``datasets/peptides_func/peptides_func.npz`` from the LRGB Peptides-func source table (offline, one-off).
+r"""Build ``datasets/peptides_func/peptides_func.npz`` from the LRGB Peptides-func source table (offline, one-off).
 
 Needs RDKit **2022.9.5** and OGB 1.3.6's ``smiles2graph`` (``ogb/utils/mol.py`` + ``ogb/utils/features.py``, e.g.
 from the ``ogb==1.3.6`` wheel unpacked on ``PYTHONPATH``); numpy 1.x.  Users of ``dgl_hod`` do not need any of these:
@@ -14,6 +14,7 @@ Output keys (packed layout, small dtypes to keep the file lean; the loader widen
 ``node_feat`` uint8 (N, 9), ``edge_index`` int16 (2, E) local ids, ``edge_feat`` uint8 (E, 3), ``node_ptr``,
 ``edge_ptr`` int64 (G+1,), ``labels`` uint8 (G, 10), ``train``/``val``/``test`` int64 row indices.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,13 @@ def featurise(smiles: list[str]):
         ef.append(g["edge_feat"])
         nn.append(g["num_nodes"])
         ne.append(g["edge_index"].shape[1])
-    return (np.concatenate(nf), np.concatenate(ei, axis=1), np.concatenate(ef),
-            np.concatenate([[0], np.cumsum(nn)]), np.concatenate([[0], np.cumsum(ne)]))
+    return (
+        np.concatenate(nf),
+        np.concatenate(ei, axis=1),
+        np.concatenate(ef),
+        np.concatenate([[0], np.cumsum(nn)]),
+        np.concatenate([[0], np.cumsum(ne)]),
+    )
 
 
 def _savez_deterministic(path: str, arrays: dict) -> None:
@@ -68,11 +74,19 @@ def build(csv: str, splits: str, out: str) -> None:
     nf, ei, ef, node_ptr, edge_ptr = featurise(df["smiles"].tolist())
     labels = np.array([ast.literal_eval(x) for x in df["labels"]], dtype=np.uint8)
     sp = json.load(open(splits))
-    assert nf.max() < 256 and ef.max() < 256 and np.diff(node_ptr).max() < 2 ** 15
-    _savez_deterministic(out, {"node_feat": nf.astype(np.uint8), "edge_index": ei.astype(np.int16),
-                               "edge_feat": ef.astype(np.uint8), "node_ptr": node_ptr.astype(np.int64),
-                               "edge_ptr": edge_ptr.astype(np.int64), "labels": labels,
-                               **{k: np.asarray(sp[k], dtype=np.int64) for k in ("train", "val", "test")}})
+    assert nf.max() < 256 and ef.max() < 256 and np.diff(node_ptr).max() < 2**15
+    _savez_deterministic(
+        out,
+        {
+            "node_feat": nf.astype(np.uint8),
+            "edge_index": ei.astype(np.int16),
+            "edge_feat": ef.astype(np.uint8),
+            "node_ptr": node_ptr.astype(np.int64),
+            "edge_ptr": edge_ptr.astype(np.int64),
+            "labels": labels,
+            **{k: np.asarray(sp[k], dtype=np.int64) for k in ("train", "val", "test")},
+        },
+    )
     print(f"{out}: {len(df)} graphs, {node_ptr[-1]} nodes, {edge_ptr[-1]} directed edges")
 
 
@@ -83,9 +97,16 @@ def check_ogb(src: str, shipped: str) -> None:
         df = pd.read_csv(os.path.join(src, name, "smiles_labels.csv"))
         nf, ei, ef, node_ptr, edge_ptr = featurise(df["smiles"].tolist())
         with np.load(os.path.join(shipped, name, "graphs.npz")) as z:
-            same = all(np.array_equal(a, z[k]) for a, k in ((nf, "node_feat"), (ei, "edge_index"),
-                                                             (ef, "edge_feat"), (node_ptr, "node_ptr"),
-                                                             (edge_ptr, "edge_ptr")))
+            same = all(
+                np.array_equal(a, z[k])
+                for a, k in (
+                    (nf, "node_feat"),
+                    (ei, "edge_index"),
+                    (ef, "edge_feat"),
+                    (node_ptr, "node_ptr"),
+                    (edge_ptr, "edge_ptr"),
+                )
+            )
         print(f"{name}: {len(df)} graphs, identical to shipped graphs.npz: {same}")
         assert same
 

@@ -7,6 +7,7 @@ Every shipped file is listed in ``<data root>/SHA256SUMS``.  :func:`verified_pat
 time it is used and remembers the verdict (keyed by absolute path, size and mtime) in memory and in
 ``<cache dir>/verified.json``, so the hash is not recomputed on every load.  Nothing here downloads anything.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,15 +36,18 @@ def cache_dir() -> Path:
 
 def _fix(rel: str) -> str:
     root = data_root()
-    return (f"Fix: restore the shipped copy (in a git checkout: `git checkout -- datasets/{rel}`), or point "
-            f"DGL_HOD_DATA at a folder holding intact copies; check a folder with `cd {root} && sha256sum -c SHA256SUMS`.")
+    return (
+        f"Fix: restore the shipped copy (in a git checkout: `git checkout -- datasets/{rel}`), or point "
+        f"DGL_HOD_DATA at a folder holding intact copies; check a folder with `cd {root} && sha256sum -c SHA256SUMS`."
+    )
 
 
 def _manifest(root: Path) -> dict[str, str]:
     sums = root / "SHA256SUMS"
     if not sums.is_file():
-        raise DatasetFileError(f"Checksum list {sums} is missing, so no dataset file can be verified. "
-                               f"{_fix('SHA256SUMS')}")
+        raise DatasetFileError(
+            f"Checksum list {sums} is missing, so no dataset file can be verified. {_fix('SHA256SUMS')}"
+        )
     out = {}
     for line in sums.read_text().splitlines():
         if line.strip():
@@ -82,13 +86,18 @@ def verified_path(rel: str) -> Path:
         raise DatasetFileError(f"Dataset file {path} is not listed in {root / 'SHA256SUMS'}. {_fix(rel)}")
     verdicts = _load_verdicts()
     seen = verdicts.get(key[0])
-    if not (seen and seen.get("size") == st.st_size and seen.get("mtime_ns") == st.st_mtime_ns
-            and seen.get("sha256") == expected):
+    if not (
+        seen
+        and seen.get("size") == st.st_size
+        and seen.get("mtime_ns") == st.st_mtime_ns
+        and seen.get("sha256") == expected
+    ):
         actual = sha256_file(path)
         if actual != expected:
             raise DatasetFileError(
                 f"Dataset file {path} is corrupt or truncated: sha256 {actual} ({st.st_size} bytes), expected "
-                f"{expected}. {_fix(rel)}")
+                f"{expected}. {_fix(rel)}"
+            )
         verdicts[key[0]] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": expected}
         try:
             atomic_write_bytes(cache_dir() / "verified.json", json.dumps(verdicts, indent=0).encode())

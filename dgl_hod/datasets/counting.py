@@ -30,9 +30,10 @@ available offline, so a look-alike is generated deterministically from a seed wi
 
 The result is cached as ``<cache dir>/counting-v1-seed<seed>.npz`` (written atomically).
 """
+
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -136,8 +137,10 @@ def count_substructures(n: int, edges: np.ndarray) -> np.ndarray:
     d1 = deg[:, None] - 1 - adj
     d2 = deg[None, :] - 1 - adj
     path4 = int((a2 * (d1 * d2 - a2 + 1))[off].sum()) // 2
-    return np.array([triangle, tailed, cycle4, _count_cycles(n, adj, 5), _count_cycles(n, adj, 6), chordal,
-                     clique4, star3, path4], dtype=np.int64)
+    return np.array(
+        [triangle, tailed, cycle4, _count_cycles(n, adj, 5), _count_cycles(n, adj, 6), chordal, clique4, star3, path4],
+        dtype=np.int64,
+    )
 
 
 def _build(seed: int) -> dict[str, np.ndarray]:
@@ -147,13 +150,19 @@ def _build(seed: int) -> dict[str, np.ndarray]:
     a, b, _ = SPLIT_SIZES
     directed = [np.concatenate([e.T, e.T[::-1]], axis=1) for e in edges]
     num_edges = np.array([d.shape[1] for d in directed], dtype=np.int64)
-    return {"num_nodes": np.asarray(nums, np.int64), "num_edges": num_edges,
-            "edge_index": np.concatenate(directed, axis=1), "counts": counts,
-            "train": np.sort(perm[:a]), "val": np.sort(perm[a:a + b]), "test": np.sort(perm[a + b:]),
-            "version": np.array(_VERSION)}
+    return {
+        "num_nodes": np.asarray(nums, np.int64),
+        "num_edges": num_edges,
+        "edge_index": np.concatenate(directed, axis=1),
+        "counts": counts,
+        "train": np.sort(perm[:a]),
+        "val": np.sort(perm[a : a + b]),
+        "test": np.sort(perm[a + b :]),
+        "version": np.array(_VERSION),
+    }
 
 
-@lru_cache(maxsize=None)
+@cache
 def counting_packed(seed: int = 0) -> tuple[PackedGraphs, dict[str, np.ndarray]]:
     """The full generated dataset and its split lists, from the cache or freshly generated (and then cached)."""
     path = cache_dir() / f"counting-v{_VERSION}-seed{seed}.npz"
@@ -177,6 +186,13 @@ def counting_packed(seed: int = 0) -> tuple[PackedGraphs, dict[str, np.ndarray]]
     y = (counts / np.where(std > 0, std, 1.0)).astype(np.float32)
     node_ptr = np.concatenate([[0], np.cumsum(z["num_nodes"])])
     edge_ptr = np.concatenate([[0], np.cumsum(z["num_edges"])])
-    full = PackedGraphs.from_arrays(node_ptr, edge_ptr, z["edge_index"], None, None, y,
-                                    {"counts": counts, "std": np.broadcast_to(std, counts.shape).copy()})
+    full = PackedGraphs.from_arrays(
+        node_ptr,
+        edge_ptr,
+        z["edge_index"],
+        None,
+        None,
+        y,
+        {"counts": counts, "std": np.broadcast_to(std, counts.shape).copy()},
+    )
     return full, {"train": z["train"], "val": z["val"], "test": z["test"]}

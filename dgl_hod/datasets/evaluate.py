@@ -1,4 +1,5 @@
 """OGB-style evaluators: ``Evaluator(name).eval({"y_true": ..., "y_pred": ...}) -> {metric: value}``."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -75,7 +76,8 @@ class Evaluator:
     """Evaluator for a registered dataset, with OGB's interface and shape checks.
 
     ``y_true`` and ``y_pred`` are numpy arrays or torch tensors of shape ``(n, num_tasks)`` (for accuracy:
-    ``(n, 1)`` class ids).  Returns ``{"rocauc": …}``, ``{"ap": …}``, ``{"rmse": …}``, ``{"mae": …}`` or ``{"accuracy": …}``.
+    ``(n, 1)`` class ids).
+    Returns ``{"rocauc": …}``, ``{"ap": …}``, ``{"rmse": …}``, ``{"mae": …}`` or ``{"accuracy": …}``.
     """
 
     def __init__(self, name: str):
@@ -88,8 +90,10 @@ class Evaluator:
 
     @property
     def expected_input_format(self) -> str:
-        return (f"{{'y_true': y_true, 'y_pred': y_pred}} with numpy arrays or torch tensors of shape "
-                f"(num_graphs, {self.num_tasks}); metric {self.eval_metric}")
+        return (
+            f"{{'y_true': y_true, 'y_pred': y_pred}} with numpy arrays or torch tensors of shape "
+            f"(num_graphs, {self.num_tasks}); metric {self.eval_metric}"
+        )
 
     def _check(self, input_dict) -> tuple[np.ndarray, np.ndarray]:
         if not isinstance(input_dict, dict) or "y_true" not in input_dict or "y_pred" not in input_dict:
@@ -98,8 +102,10 @@ class Evaluator:
         y_pred = _to_numpy(input_dict["y_pred"], "y_pred")
         for what, a in (("y_true", y_true), ("y_pred", y_pred)):
             if a.ndim != 2:
-                raise ValueError(f"{what} must be 2-dimensional (num_graphs, {self.num_tasks}); got shape "
-                                 f"{a.shape}. For one task use .reshape(-1, 1).")
+                raise ValueError(
+                    f"{what} must be 2-dimensional (num_graphs, {self.num_tasks}); got shape "
+                    f"{a.shape}. For one task use .reshape(-1, 1)."
+                )
         if y_true.shape != y_pred.shape:
             raise ValueError(f"y_true and y_pred must have the same shape; got {y_true.shape} and {y_pred.shape}")
         if y_true.shape[1] != self.num_tasks:

@@ -12,6 +12,7 @@ dict with at least ``"i"`` and ``"j"`` (the graphs' positions in ``load_dataset(
   representatives; meta ``classes`` and ``skips``.  (Graphs within a class are isomorphic.)
 * ``graph8c``: all C(11117, 2) = 61,788,786 pairs, generated on demand (never materialised).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -44,11 +45,13 @@ class PairList(Sequence):
 
 def _all_pairs(n: int):
     """Unrank k -> (i, j), i < j, in lexicographic order of all pairs of n items."""
+
     def index(k):
         # rows i have n-1-i pairs; first pair of row i has rank i*(2n-i-1)/2
         i = int(n - 2 - np.floor(np.sqrt(-8 * k + 4 * n * (n - 1) - 7) / 2.0 - 0.5))
         j = int(k + i + 1 - n * (n - 1) // 2 + (n - i) * (n - i - 1) // 2)
         return i, j, {}
+
     return n * (n - 1) // 2, index
 
 
@@ -76,5 +79,6 @@ def expressivity_pairs(name: str) -> PairList:
             a, b, _ = index(k)
             i, j = reps[a], reps[b]
             return i, j, {"classes": (a, b), "skips": (int(skip[i]), int(skip[j]))}
+
         return PairList(ds, n, csl_index)
     raise ValueError(f"{info.name} is not an expressivity benchmark; those are exp, csl, sr25, brec, graph8c")

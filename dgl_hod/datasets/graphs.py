@@ -5,11 +5,12 @@ node rows ``node_ptr[k]:node_ptr[k+1]`` and edge columns ``edge_ptr[k]:edge_ptr[
 *local* node ids.  ``ds[i]`` builds one small ``dgl.graph`` on demand (about 0.1 ms); :meth:`GraphDataset.batch`
 builds a batched graph for many indices in one vectorised step.
 """
+
 from __future__ import annotations
 
 import operator
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import dgl
 import numpy as np
@@ -61,33 +62,51 @@ class PackedGraphs:
         node_feat = np.zeros(n, np.int64) if node_feat is None else np.ascontiguousarray(node_feat, dtype=np.int64)
         edge_feat = np.zeros(e, np.int64) if edge_feat is None else np.ascontiguousarray(edge_feat, dtype=np.int64)
         y = np.zeros(len(node_ptr) - 1, np.int64) if y is None else np.asarray(y)
-        return cls(node_ptr, edge_ptr, np.ascontiguousarray(edge_index[0]), np.ascontiguousarray(edge_index[1]),
-                   node_feat, edge_feat, y, dict(extras or {}))
+        return cls(
+            node_ptr,
+            edge_ptr,
+            np.ascontiguousarray(edge_index[0]),
+            np.ascontiguousarray(edge_index[1]),
+            node_feat,
+            edge_feat,
+            y,
+            dict(extras or {}),
+        )
 
     @classmethod
     def from_edge_lists(cls, num_nodes: Sequence[int], edge_lists: Sequence[np.ndarray], **kw):
         """Build from per-graph (2, E_k) local edge arrays."""
         num_nodes = np.asarray(num_nodes, dtype=np.int64)
         counts = np.array([e.shape[1] for e in edge_lists], dtype=np.int64)
-        ei = np.concatenate([np.asarray(e, np.int64).reshape(2, -1) for e in edge_lists], axis=1) \
-            if len(edge_lists) else np.zeros((2, 0), np.int64)
+        ei = (
+            np.concatenate([np.asarray(e, np.int64).reshape(2, -1) for e in edge_lists], axis=1)
+            if len(edge_lists)
+            else np.zeros((2, 0), np.int64)
+        )
         node_ptr = np.concatenate([[0], np.cumsum(num_nodes)])
         edge_ptr = np.concatenate([[0], np.cumsum(counts)])
         return cls.from_arrays(node_ptr, edge_ptr, ei, **kw)
 
-    def subset(self, idx) -> "PackedGraphs":
+    def subset(self, idx) -> PackedGraphs:
         """The graphs ``idx`` (in that order), gathered with vectorised numpy."""
         idx = np.asarray(idx, dtype=np.int64)
         nn = np.diff(self.node_ptr)[idx]
         ne = np.diff(self.edge_ptr)[idx]
         nrows = ranges(self.node_ptr[idx], nn)
         ecols = ranges(self.edge_ptr[idx], ne)
-        return PackedGraphs(np.concatenate([[0], np.cumsum(nn)]), np.concatenate([[0], np.cumsum(ne)]),
-                            self.src[ecols], self.dst[ecols], self.node_feat[nrows], self.edge_feat[ecols],
-                            self.y[idx], {k: v[idx] for k, v in self.extras.items()})
+        return PackedGraphs(
+            np.concatenate([[0], np.cumsum(nn)]),
+            np.concatenate([[0], np.cumsum(ne)]),
+            self.src[ecols],
+            self.dst[ecols],
+            self.node_feat[nrows],
+            self.edge_feat[ecols],
+            self.y[idx],
+            {k: v[idx] for k, v in self.extras.items()},
+        )
 
     @staticmethod
-    def concat(parts: Sequence["PackedGraphs"]) -> "PackedGraphs":
+    def concat(parts: Sequence[PackedGraphs]) -> PackedGraphs:
         def ptr(ps):
             out = [np.zeros(1, np.int64)]
             off = 0
@@ -97,11 +116,16 @@ class PackedGraphs:
             return np.concatenate(out)
 
         keys = set(parts[0].extras)
-        return PackedGraphs(ptr([p.node_ptr for p in parts]), ptr([p.edge_ptr for p in parts]),
-                            np.concatenate([p.src for p in parts]), np.concatenate([p.dst for p in parts]),
-                            np.concatenate([p.node_feat for p in parts]), np.concatenate([p.edge_feat for p in parts]),
-                            np.concatenate([p.y for p in parts]),
-                            {k: np.concatenate([p.extras[k] for p in parts]) for k in keys})
+        return PackedGraphs(
+            ptr([p.node_ptr for p in parts]),
+            ptr([p.edge_ptr for p in parts]),
+            np.concatenate([p.src for p in parts]),
+            np.concatenate([p.dst for p in parts]),
+            np.concatenate([p.node_feat for p in parts]),
+            np.concatenate([p.edge_feat for p in parts]),
+            np.concatenate([p.y for p in parts]),
+            {k: np.concatenate([p.extras[k] for p in parts]) for k in keys},
+        )
 
 
 def _tensor(a: np.ndarray) -> torch.Tensor:
@@ -149,8 +173,10 @@ class GraphDataset:
         try:
             i = operator.index(i)  # ints, numpy integers, 0-d integer tensors
         except TypeError:
-            raise TypeError(f"index with an int, not {type(i).__name__}; use ds.subset(indices) or "
-                            f"ds.batch(indices) for many graphs") from None
+            raise TypeError(
+                f"index with an int, not {type(i).__name__}; use ds.subset(indices) or "
+                f"ds.batch(indices) for many graphs"
+            ) from None
         n = len(self)
         if i < 0:
             i += n
@@ -163,8 +189,10 @@ class GraphDataset:
 
     def __repr__(self) -> str:
         p = self.packed
-        return (f"GraphDataset({self.name!r}, split={self.split!r}, graphs={len(self)}, nodes={int(p.node_ptr[-1])}, "
-                f"edges={int(p.edge_ptr[-1])})")
+        return (
+            f"GraphDataset({self.name!r}, split={self.split!r}, graphs={len(self)}, nodes={int(p.node_ptr[-1])}, "
+            f"edges={int(p.edge_ptr[-1])})"
+        )
 
     # --- graphs ------------------------------------------------------------------------------------------------
     @property
@@ -193,14 +221,15 @@ class GraphDataset:
         sub = self.packed.subset(idx)
         nn, ne = np.diff(sub.node_ptr), np.diff(sub.edge_ptr)
         off = np.repeat(sub.node_ptr[:-1], ne)
-        g = dgl.graph((torch.from_numpy(sub.src + off), torch.from_numpy(sub.dst + off)),
-                      num_nodes=int(sub.node_ptr[-1]))
+        g = dgl.graph(
+            (torch.from_numpy(sub.src + off), torch.from_numpy(sub.dst + off)), num_nodes=int(sub.node_ptr[-1])
+        )
         g.set_batch_num_nodes(torch.from_numpy(nn))
         g.set_batch_num_edges(torch.from_numpy(ne))
         g.ndata["feat"] = torch.from_numpy(sub.node_feat)
         g.edata["feat"] = torch.from_numpy(sub.edge_feat)
         return g, self.labels[torch.from_numpy(idx)]
 
-    def subset(self, idx, split: str | None = None) -> "GraphDataset":
+    def subset(self, idx, split: str | None = None) -> GraphDataset:
         idx = np.asarray(idx, dtype=np.int64)
         return GraphDataset(self.info, split or f"{self.split}[subset]", self.packed.subset(idx), self.indices[idx])

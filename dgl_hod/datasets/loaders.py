@@ -3,6 +3,7 @@
 Each loader returns ``(packed, indices)`` for the requested split: the :class:`PackedGraphs` and the position of
 every graph in the full dataset.  All files are read through :func:`verified_path` (checksum-checked).
 """
+
 from __future__ import annotations
 
 import json
@@ -38,8 +39,14 @@ def _json(rel: str):
     return json.loads(verified_path(rel).read_text())
 
 
-def _select(info: DatasetInfo, full: PackedGraphs, split: str, fold: int | None, folds_rel: str | None = None,
-            split_lists: dict | None = None):
+def _select(
+    info: DatasetInfo,
+    full: PackedGraphs,
+    split: str,
+    fold: int | None,
+    folds_rel: str | None = None,
+    split_lists: dict | None = None,
+):
     """Pick a split from a full packed dataset: fixed lists (``split_lists``) or fold files (``folds_rel``)."""
     if split == "all":
         if fold is not None:
@@ -47,8 +54,10 @@ def _select(info: DatasetInfo, full: PackedGraphs, split: str, fold: int | None,
         return full, np.arange(full.num_graphs)
     if info.num_folds:
         if fold is None or not 0 <= int(fold) < info.num_folds:
-            raise ValueError(f"{info.name} has {info.num_folds} fold splits; pass fold=0..{info.num_folds - 1} "
-                             f"with split={split!r} (got fold={fold!r})")
+            raise ValueError(
+                f"{info.name} has {info.num_folds} fold splits; pass fold=0..{info.num_folds - 1} "
+                f"with split={split!r} (got fold={fold!r})"
+            )
         idx = np.asarray(_json(folds_rel)["folds"][int(fold)][split], dtype=np.int64)
     else:
         if fold is not None:
@@ -60,9 +69,15 @@ def _select(info: DatasetInfo, full: PackedGraphs, split: str, fold: int | None,
 # --- ZINC-12k ------------------------------------------------------------------------------------------------
 def _zinc_split(rel: str) -> PackedGraphs:
     z = _npz(rel)
-    return PackedGraphs.from_arrays(z["node_ptr"], z["edge_ptr"], z["edge_index"], z["x"], z["edge_attr"],
-                                    z["y"].astype(np.float32).reshape(-1, 1),
-                                    {"source_line": z["source_line"]})
+    return PackedGraphs.from_arrays(
+        z["node_ptr"],
+        z["edge_ptr"],
+        z["edge_index"],
+        z["x"],
+        z["edge_attr"],
+        z["y"].astype(np.float32).reshape(-1, 1),
+        {"source_line": z["source_line"]},
+    )
 
 
 def load_zinc(info: DatasetInfo, split: str, fold=None):
@@ -77,8 +92,9 @@ def load_zinc(info: DatasetInfo, split: str, fold=None):
 # --- OGB molecules -------------------------------------------------------------------------------------------
 def _ogb(rel: str):
     z = _npz(rel)
-    full = PackedGraphs.from_arrays(z["node_ptr"], z["edge_ptr"], z["edge_index"], z["node_feat"], z["edge_feat"],
-                                    z["labels"].astype(np.float32))
+    full = PackedGraphs.from_arrays(
+        z["node_ptr"], z["edge_ptr"], z["edge_index"], z["node_feat"], z["edge_feat"], z["labels"].astype(np.float32)
+    )
     return full, {"train": z["train"], "valid": z["valid"], "test": z["test"]}
 
 
@@ -89,24 +105,31 @@ def load_ogb(info: DatasetInfo, split: str, fold=None):
 
 def load_peptides(info: DatasetInfo, split: str, fold=None):
     z = _npz(info.files[0])
-    full = PackedGraphs.from_arrays(z["node_ptr"], z["edge_ptr"], z["edge_index"].astype(np.int64),
-                                    z["node_feat"].astype(np.int64), z["edge_feat"].astype(np.int64),
-                                    z["labels"].astype(np.float32))
+    full = PackedGraphs.from_arrays(
+        z["node_ptr"],
+        z["edge_ptr"],
+        z["edge_index"].astype(np.int64),
+        z["node_feat"].astype(np.int64),
+        z["edge_feat"].astype(np.int64),
+        z["labels"].astype(np.float32),
+    )
     return _select(info, full, split, fold, split_lists={k: z[k] for k in ("train", "val", "test")})
 
 
 # --- EXP / CSL -----------------------------------------------------------------------------------------------
 def load_exp(info: DatasetInfo, split: str, fold=None):
     z = _npz(info.files[0])
-    full = PackedGraphs.from_arrays(z["node_ptr"], z["edge_ptr"], z["edge_index"], z["x"], None, z["y"],
-                                    {"pair": z["pair_index"]})
+    full = PackedGraphs.from_arrays(
+        z["node_ptr"], z["edge_ptr"], z["edge_index"], z["x"], None, z["y"], {"pair": z["pair_index"]}
+    )
     return _select(info, full, split, fold)
 
 
 def load_csl(info: DatasetInfo, split: str, fold=None):
     z = _npz(info.files[0])
-    full = PackedGraphs.from_arrays(z["node_ptr"], z["edge_ptr"], z["edge_index"], None, None, z["y"],
-                                    {"skip": z["skip"]})
+    full = PackedGraphs.from_arrays(
+        z["node_ptr"], z["edge_ptr"], z["edge_index"], None, None, z["y"], {"skip": z["skip"]}
+    )
     return _select(info, full, split, fold, folds_rel=info.files[1])
 
 
@@ -145,8 +168,9 @@ def load_brec(info: DatasetInfo, split: str, fold=None):
         edges += e
         cats += [c] * len(n)
     g = len(nums)
-    full = PackedGraphs.from_edge_lists(nums, edges, y=np.arange(g) // 2,
-                                        extras={"pair": np.arange(g) // 2, "category": np.asarray(cats)})
+    full = PackedGraphs.from_edge_lists(
+        nums, edges, y=np.arange(g) // 2, extras={"pair": np.arange(g) // 2, "category": np.asarray(cats)}
+    )
     return _select(info, full, split, fold)
 
 
@@ -179,8 +203,7 @@ def _tu(ds: str, edge_labels: bool) -> PackedGraphs:
     edge_ptr = np.concatenate([[0], np.cumsum(np.bincount(eg, minlength=g))])
     local = (a - node_ptr[eg][:, None]).T
     classes = np.unique(labels)  # MUTAG -1/1 -> 0/1, PROTEINS 1/2 -> 0/1
-    return PackedGraphs.from_arrays(node_ptr, edge_ptr, local, nlab, elab,
-                                    np.searchsorted(classes, labels))
+    return PackedGraphs.from_arrays(node_ptr, edge_ptr, local, nlab, elab, np.searchsorted(classes, labels))
 
 
 def load_tu(info: DatasetInfo, split: str, fold=None):
@@ -194,5 +217,14 @@ def load_counting(info: DatasetInfo, split: str, fold=None):
     return _select(info, full, split, fold, split_lists=splits)
 
 
-LOADERS = {"zinc12k": load_zinc, "ogb": load_ogb, "peptides": load_peptides, "exp": load_exp, "csl": load_csl, "g6": load_g6,
-           "brec": load_brec, "tu": load_tu, "counting": load_counting}
+LOADERS = {
+    "zinc12k": load_zinc,
+    "ogb": load_ogb,
+    "peptides": load_peptides,
+    "exp": load_exp,
+    "csl": load_csl,
+    "g6": load_g6,
+    "brec": load_brec,
+    "tu": load_tu,
+    "counting": load_counting,
+}

@@ -12,6 +12,7 @@ pass, the derivatives of :math:`h^{(T)}` with respect to the marks at :math:`\ep
 tuples of nodes of the same graph, per direction), by pushing jets through the layers with :mod:`dgl_hod.jets`.
 There is no batch-statistics normalisation: it would couple the graphs of a batch.
 """
+
 from __future__ import annotations
 
 import os
@@ -48,8 +49,16 @@ class JetGINLayer(nn.Module):
         train_eps: learn :math:`\epsilon` (else it stays at ``eps``).
     """
 
-    def __init__(self, in_dim: int, out_dim: int, edge_dim: int | None = None, activation: str = "silu",
-                 aggregation: str = "sum", eps: float = 0.0, train_eps: bool = True):
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        edge_dim: int | None = None,
+        activation: str = "silu",
+        aggregation: str = "sum",
+        eps: float = 0.0,
+        train_eps: bool = True,
+    ):
         super().__init__()
         self.activation = J.check_activation(activation)
         if aggregation not in AGGREGATIONS:
@@ -192,12 +201,25 @@ class BaseMPNN(nn.Module):
         (torch.Size([3, 3, 1, 8]), torch.Size([3, 3, 3, 1, 8]))
     """
 
-    def __init__(self, in_dim: int, hidden_dim: int, num_layers: int, edge_dim: int | None = None,
-                 activation: str = "silu", num_marks: int = 1, aggregation: str = "sum", train_eps: bool = True,
-                 init: str = "default"):
+    def __init__(
+        self,
+        in_dim: int,
+        hidden_dim: int,
+        num_layers: int,
+        edge_dim: int | None = None,
+        activation: str = "silu",
+        num_marks: int = 1,
+        aggregation: str = "sum",
+        train_eps: bool = True,
+        init: str = "default",
+    ):
         super().__init__()
-        for name, value in (("in_dim", in_dim), ("hidden_dim", hidden_dim), ("num_layers", num_layers),
-                            ("num_marks", num_marks)):
+        for name, value in (
+            ("in_dim", in_dim),
+            ("hidden_dim", hidden_dim),
+            ("num_layers", num_layers),
+            ("num_marks", num_marks),
+        ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if init not in ("default", "rwse"):
@@ -209,8 +231,15 @@ class BaseMPNN(nn.Module):
         self.activation = activation
         self.mark_directions = nn.Parameter(torch.empty(num_marks, in_dim))
         self.layers = nn.ModuleList(
-            JetGINLayer(in_dim if t == 0 else hidden_dim, hidden_dim, edge_dim, activation, aggregation,
-                        eps=-1.0 if init == "rwse" else 0.0, train_eps=train_eps)
+            JetGINLayer(
+                in_dim if t == 0 else hidden_dim,
+                hidden_dim,
+                edge_dim,
+                activation,
+                aggregation,
+                eps=-1.0 if init == "rwse" else 0.0,
+                train_eps=train_eps,
+            )
             for t in range(num_layers)
         )
         self.reset_parameters()
@@ -239,8 +268,10 @@ class BaseMPNN(nn.Module):
             raise TypeError(f"g must be a dgl.DGLGraph, got {type(g).__name__}")
         if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[1] != self.in_dim:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"node features must have shape (num_nodes, in_dim) = ({g.num_nodes()}, {self.in_dim}), "
-                             f"got {shape}; build BaseMPNN with in_dim matching your features")
+            raise ValueError(
+                f"node features must have shape (num_nodes, in_dim) = ({g.num_nodes()}, {self.in_dim}), "
+                f"got {shape}; build BaseMPNN with in_dim matching your features"
+            )
         if x.shape[0] != g.num_nodes():
             raise ValueError(f"node features have {x.shape[0]} rows but the graph has {g.num_nodes()} nodes")
         if not x.is_floating_point():
@@ -250,11 +281,15 @@ class BaseMPNN(nn.Module):
         if self.edge_dim is None:
             return
         if e is None:
-            raise ValueError(f"this BaseMPNN uses GINE messages (edge_dim={self.edge_dim}) and needs edge features "
-                             f"of shape (num_edges, {self.edge_dim}); pass e=..., or build it with edge_dim=None (GIN)")
+            raise ValueError(
+                f"this BaseMPNN uses GINE messages (edge_dim={self.edge_dim}) and needs edge features "
+                f"of shape (num_edges, {self.edge_dim}); pass e=..., or build it with edge_dim=None (GIN)"
+            )
         if e.dim() != 2 or e.shape != (g.num_edges(), self.edge_dim):
-            raise ValueError(f"edge features must have shape (num_edges, edge_dim) = ({g.num_edges()}, "
-                             f"{self.edge_dim}), got {tuple(e.shape)}")
+            raise ValueError(
+                f"edge features must have shape (num_edges, edge_dim) = ({g.num_edges()}, "
+                f"{self.edge_dim}), got {tuple(e.shape)}"
+            )
         if torch.isnan(e).any():
             raise ValueError("edge features contain NaN; clean or impute them before the base MPNN")
 
@@ -264,8 +299,10 @@ class BaseMPNN(nn.Module):
         self._check_inputs(g, x, e)
         if marks is not None:
             if marks.shape != (g.num_nodes(), self.num_marks):
-                raise ValueError(f"marks must have shape (num_nodes, num_marks) = ({g.num_nodes()}, "
-                                 f"{self.num_marks}), got {tuple(marks.shape)}")
+                raise ValueError(
+                    f"marks must have shape (num_nodes, num_marks) = ({g.num_nodes()}, "
+                    f"{self.num_marks}), got {tuple(marks.shape)}"
+                )
             x = x + marks.to(x.dtype) @ self.mark_directions.to(x.dtype)
         h = x
         for layer in self.layers:
@@ -292,8 +329,15 @@ class BaseMPNN(nn.Module):
             factor = (12 if order == 1 else 20) * self.num_layers if grad else 14
         return per_jet * factor
 
-    def jets(self, g: dgl.DGLGraph, x: Tensor, e: Tensor | None = None, order: int = 1, mode: str = "dense",
-             max_memory_gb: float | None = None) -> GraphJets:
+    def jets(
+        self,
+        g: dgl.DGLGraph,
+        x: Tensor,
+        e: Tensor | None = None,
+        order: int = 1,
+        mode: str = "dense",
+        max_memory_gb: float | None = None,
+    ) -> GraphJets:
         """Embeddings and derivative jets of total order ``<= order`` in one forward pass.
 
         Args:
@@ -319,7 +363,8 @@ class BaseMPNN(nn.Module):
                 f"{mode} order-{order} jets for this batch need about {need / 2**30:.2f} GiB "
                 f"({layout.num_entries(order):,} order-{order} entries x {self.num_marks} marks x "
                 f"{max(self.in_dim, self.hidden_dim)} channels, {self.num_layers} layers) but the limit is "
-                f"{limit / 2**30:.2f} GiB; use {hint}a smaller order, smaller batches or width, or raise max_memory_gb")
+                f"{limit / 2**30:.2f} GiB; use {hint}a smaller order, smaller batches or width, or raise max_memory_gb"
+            )
         directions = self.mark_directions.to(x.dtype)
         jet = J.Jet([x] + layout.init_marks(directions, order), layout)
         for layer in self.layers:

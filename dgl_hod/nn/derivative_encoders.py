@@ -34,6 +34,7 @@ pair to separate always has equal sizes here; graph size itself enters through t
   near 0, :math:`\approx \operatorname{sign}(D)\log 2|D|` for large values): only tames large values.
 * ``"none"``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,8 +44,18 @@ from torch import Tensor, nn
 
 from .base_mpnn import GraphJets
 
-__all__ = ["JetRows", "jet_rows", "tuple_multiplicity", "normalize_jets", "ZeroMLP", "Order1Encoder",
-           "Order2Encoder", "Order3Encoder", "DerivativeEncoder", "JET_NORMS"]
+__all__ = [
+    "JetRows",
+    "jet_rows",
+    "tuple_multiplicity",
+    "normalize_jets",
+    "ZeroMLP",
+    "Order1Encoder",
+    "Order2Encoder",
+    "Order3Encoder",
+    "DerivativeEncoder",
+    "JET_NORMS",
+]
 
 JET_NORMS = ("rms", "asinh", "none")
 
@@ -166,8 +177,15 @@ class ZeroMLP(nn.Module):
 
 
 def _activation(name: str) -> nn.Module:
-    acts = {"silu": nn.SiLU, "relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "softplus": nn.Softplus,
-            "sigmoid": nn.Sigmoid, "identity": nn.Identity}
+    acts = {
+        "silu": nn.SiLU,
+        "relu": nn.ReLU,
+        "gelu": nn.GELU,
+        "tanh": nn.Tanh,
+        "softplus": nn.Softplus,
+        "sigmoid": nn.Sigmoid,
+        "identity": nn.Identity,
+    }
     if name not in acts:
         raise ValueError(f"activation must be one of {sorted(acts)}, got {name!r}")
     return acts[name]()
@@ -193,8 +211,7 @@ class Order1Encoder(nn.Module):
     Shapes: rows of ``D1`` with ``in_dim = r*C`` features -> ``(N, out_dim)``.
     """
 
-    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, activation: str = "silu",
-                 global_pool: bool = True):
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, activation: str = "silu", global_pool: bool = True):
         super().__init__()
         self.global_pool = global_pool
         parts = 3 if global_pool else 2
@@ -213,9 +230,9 @@ class Order1Encoder(nn.Module):
         diag_rows = (v == u).nonzero().squeeze(1)
         diag = rows.values.new_zeros(n, rows.values.shape[1]).index_copy(0, v[diag_rows], rows.values[diag_rows])
         f = self.phi(rows.values)
-        feats = [diag, _pool(f[:, :H], v, size, 1, n), _pool(f[:, H:2 * H], u, size, 1, n)]
+        feats = [diag, _pool(f[:, :H], v, size, 1, n), _pool(f[:, H : 2 * H], u, size, 1, n)]
         if self.global_pool:
-            glob = _pool(f[:, 2 * H:], rows.graph, rows.graph_sizes, 2, len(rows.graph_sizes))
+            glob = _pool(f[:, 2 * H :], rows.graph, rows.graph_sizes, 2, len(rows.graph_sizes))
             feats.append(glob[_graph_of_node(rows.graph_sizes)])
         return self.out(torch.cat(feats, 1))
 
@@ -259,11 +276,13 @@ class Order2Encoder(nn.Module):
         # marked node) gets row (t, u, w) at u and, when u != w, also at w
         off = (u != w).nonzero().squeeze(1)
         transposed = _segment_sum(f[:, H:], u, n).index_add(0, w[off], f[off, H:])
-        feats = [diag,
-                 _pool(self.phi_uu(x[uu]), v[uu], size, 1, n),
-                 _pool(self.phi_vu(x[vu]), v[vu], size, 1, n),
-                 _pool(rows.multiplicity.unsqueeze(1) * f[:, :H], v, size, 2, n),
-                 transposed / size.to(x.dtype).pow(2).unsqueeze(1)]
+        feats = [
+            diag,
+            _pool(self.phi_uu(x[uu]), v[uu], size, 1, n),
+            _pool(self.phi_vu(x[vu]), v[vu], size, 1, n),
+            _pool(rows.multiplicity.unsqueeze(1) * f[:, :H], v, size, 2, n),
+            transposed / size.to(x.dtype).pow(2).unsqueeze(1),
+        ]
         return self.out(torch.cat(feats, 1))
 
 
@@ -295,8 +314,11 @@ class Order3Encoder(nn.Module):
         diag_rows = ((v == u) & (u == w) & (w == y)).nonzero().squeeze(1)
         diag = x.new_zeros(n, x.shape[1]).index_copy(0, v[diag_rows], x[diag_rows])
         uuu = ((u == w) & (w == y)).nonzero().squeeze(1)
-        feats = [diag, _pool(self.phi_uuu(x[uuu]), v[uuu], size, 1, n),
-                 _pool(rows.multiplicity.unsqueeze(1) * self.phi_all(x), v, size, 3, n)]
+        feats = [
+            diag,
+            _pool(self.phi_uuu(x[uuu]), v[uuu], size, 1, n),
+            _pool(rows.multiplicity.unsqueeze(1) * self.phi_all(x), v, size, 3, n),
+        ]
         return self.out(torch.cat(feats, 1))
 
 
@@ -315,8 +337,16 @@ class DerivativeEncoder(nn.Module):
     Shapes: :class:`~dgl_hod.nn.base_mpnn.GraphJets` of order ``>= K`` -> ``(N, K * out_dim)``.
     """
 
-    def __init__(self, order: int, in_dim: int, hidden_dim: int, out_dim: int, activation: str = "silu",
-                 jet_norm: str = "rms", global_pool: bool = True):
+    def __init__(
+        self,
+        order: int,
+        in_dim: int,
+        hidden_dim: int,
+        out_dim: int,
+        activation: str = "silu",
+        jet_norm: str = "rms",
+        global_pool: bool = True,
+    ):
         super().__init__()
         if jet_norm not in JET_NORMS:
             raise ValueError(f"jet_norm must be one of {JET_NORMS}, got {jet_norm!r}")
@@ -324,9 +354,11 @@ class DerivativeEncoder(nn.Module):
             raise ValueError(f"order must be in 1..3, got {order!r}")
         self.order, self.jet_norm = order, jet_norm
         self.out_dim = order * out_dim
-        encs = [Order1Encoder(in_dim, hidden_dim, out_dim, activation, global_pool),
-                Order2Encoder(in_dim, hidden_dim, out_dim, activation),
-                Order3Encoder(in_dim, hidden_dim, out_dim, activation)]
+        encs = [
+            Order1Encoder(in_dim, hidden_dim, out_dim, activation, global_pool),
+            Order2Encoder(in_dim, hidden_dim, out_dim, activation),
+            Order3Encoder(in_dim, hidden_dim, out_dim, activation),
+        ]
         self.encoders = nn.ModuleList(encs[:order])
 
     def reset_parameters(self) -> None:

@@ -9,6 +9,7 @@ Each layer (DGL's :class:`dgl.nn.GINEConv` / :class:`dgl.nn.GINConv`):
 (GIN: the message is :math:`h_w`).  ``Norm`` is BatchNorm (default; it uses batch statistics only in training
 mode, so the model is a per-node function in eval mode), LayerNorm or none.
 """
+
 from __future__ import annotations
 
 import dgl
@@ -29,8 +30,15 @@ def _norm(kind: str, dim: int) -> nn.Module:
 
 
 def _act(name: str) -> nn.Module:
-    return {"silu": nn.SiLU, "relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "softplus": nn.Softplus,
-            "sigmoid": nn.Sigmoid, "identity": nn.Identity}[name]()
+    return {
+        "silu": nn.SiLU,
+        "relu": nn.ReLU,
+        "gelu": nn.GELU,
+        "tanh": nn.Tanh,
+        "softplus": nn.Softplus,
+        "sigmoid": nn.Sigmoid,
+        "identity": nn.Identity,
+    }[name]()
 
 
 class DownstreamGNN(nn.Module):
@@ -47,8 +55,15 @@ class DownstreamGNN(nn.Module):
     Shapes: ``h`` ``(N, D)``, ``e`` ``(E, D)`` -> ``(N, D)``.
     """
 
-    def __init__(self, dim: int, num_layers: int, use_edges: bool = True, activation: str = "silu",
-                 norm: str = "batch", dropout: float = 0.0):
+    def __init__(
+        self,
+        dim: int,
+        num_layers: int,
+        use_edges: bool = True,
+        activation: str = "silu",
+        norm: str = "batch",
+        dropout: float = 0.0,
+    ):
         super().__init__()
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")

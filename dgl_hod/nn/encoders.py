@@ -1,7 +1,8 @@
 """Input encoders: categorical node/edge feature ids -> dense embeddings (the first stage of every model)."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -47,10 +48,16 @@ class CategoricalEncoder(nn.Module):
             raise TypeError(f"expected integer category ids, got {feat.dtype}")
         cols = feat.unsqueeze(1) if feat.dim() == 1 else feat
         if cols.dim() != 2 or cols.shape[1] != len(self.vocab_sizes):
-            raise ValueError(f"expected {len(self.vocab_sizes)} feature column(s) (vocab sizes {self.vocab_sizes}), "
-                             f"got ids of shape {tuple(feat.shape)}")
+            raise ValueError(
+                f"expected {len(self.vocab_sizes)} feature column(s) (vocab sizes {self.vocab_sizes}), "
+                f"got ids of shape {tuple(feat.shape)}"
+            )
         if len(cols) and ((cols < 0).any() or (cols >= torch.tensor(self.vocab_sizes)).any()):
-            bad = [c for c, v in enumerate(self.vocab_sizes) if len(cols) and (cols[:, c].max() >= v or cols[:, c].min() < 0)]
+            bad = [
+                c
+                for c, v in enumerate(self.vocab_sizes)
+                if len(cols) and (cols[:, c].max() >= v or cols[:, c].min() < 0)
+            ]
             raise ValueError(f"category ids out of range in column(s) {bad}: vocab sizes are {self.vocab_sizes}")
         out = self.embeddings[0](cols[:, 0])
         for c in range(1, cols.shape[1]):

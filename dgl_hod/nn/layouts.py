@@ -16,9 +16,10 @@ different graphs never interact, so those entries are never stored.  Two layouts
   on a *tuple graph* built with DGL: an edge :math:`(w, U) \to (v, U)` for every graph edge :math:`w \to v`.  Memory
   grows with :math:`n \cdot |B_T|^k` instead of :math:`n \cdot P^k`: for big graphs.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import dgl
 import dgl.function as fn
@@ -93,8 +94,9 @@ class DenseLayout:
         n, c = node_values.shape
         return node_values.reshape(n, *(1,) * order, 1, c)
 
-    def product(self, factors: Sequence[tuple[Tensor, tuple[int, ...]]], order: int,
-                out: Tensor | None = None) -> Tensor:
+    def product(
+        self, factors: Sequence[tuple[Tensor, tuple[int, ...]]], order: int, out: Tensor | None = None
+    ) -> Tensor:
         terms = []
         for comp, slots in factors:
             # comp has its slot dims in increasing slot order (components are symmetric), so a view inserts 1s
@@ -150,7 +152,7 @@ def _ptr(sorted_groups: Tensor, num_groups: int) -> Tensor:
 
 
 def receptive_field_pairs(g: dgl.DGLGraph, depth: int) -> tuple[Tensor, Tensor]:
-    """Pairs ``(v, u)`` such that a directed walk of length ``<= depth`` leads from ``u`` to ``v``, sorted by ``(v, u)``.
+    """Pairs ``(v, u)`` such that a directed walk of length ``<= depth`` leads from ``u`` to ``v``, sorted.
 
     After ``depth`` message-passing layers, ``h_v`` depends on the input of ``u`` only for these pairs.
     """
@@ -252,7 +254,8 @@ class SparseLayout:
 
     def _add_edge_level(self, k: int, lvl1: tuple[Tensor, Tensor, Tensor], edge_ptr: Tensor) -> None:
         """Tuple-graph edges (x, U) -> (v, U) of level k: a level-(k-1) edge and a level-1 edge of the same graph
-        edge x -> v, kept when the appended node is >= the tuple's last one (both stay sorted)."""
+        edge x -> v, kept when the appended node is >= the tuple's last one (both stay sorted).
+        """
         src1, dst1, _ = lvl1
         prev = self.tuple_graphs[k - 1]
         psrc, pdst = prev.edges()
@@ -292,8 +295,9 @@ class SparseLayout:
         # a sub-tuple of a sorted tuple is sorted, so it is a stored row of its level
         return self._row_of(self.owner[order], self.positions[order][:, list(slots)])
 
-    def product(self, factors: Sequence[tuple[Tensor, tuple[int, ...]]], order: int,
-                out: Tensor | None = None) -> Tensor:
+    def product(
+        self, factors: Sequence[tuple[Tensor, tuple[int, ...]]], order: int, out: Tensor | None = None
+    ) -> Tensor:
         return _accumulate_product([comp[self._sub_rows(order, tuple(slots))] for comp, slots in factors], out)
 
     def aggregate(self, comp: Tensor, order: int, edge_weight: Tensor | None = None) -> Tensor:
@@ -307,7 +311,8 @@ class SparseLayout:
     # -- read-out -----------------------------------------------------------------------------------------------------
     def full_rows(self, order: int) -> tuple[Tensor, Tensor, Tensor]:
         """Every ordered tuple of the receptive fields: ``(owner, members (M, order), row)``, lexicographic in
-        ``(owner, ball positions)``; ``row`` is the stored (sorted) row holding its value."""
+        ``(owner, ball positions)``; ``row`` is the stored (sorted) row holding its value.
+        """
         if order not in self._full_row_cache:
             owner, pos = torch.arange(self.num_nodes), torch.zeros(self.num_nodes, 0, dtype=torch.long)
             for _ in range(order):

@@ -34,6 +34,7 @@ matrix products on the padded per-graph adjacency ``(B, n_max, n_max)``.  Bags a
 batches building one takes about 5 ms, 2-8% of a DS-/DSS-GNN training step (``benchmarks/bench_baselines.py``), and
 shuffled mini-batches would rarely hit a per-batch cache.
 """
+
 from __future__ import annotations
 
 import dgl
@@ -41,8 +42,17 @@ import torch
 from dgl.transforms import BaseTransform
 from torch import Tensor
 
-__all__ = ["POLICIES", "EgoNets", "EgoPlus", "NodeDeleted", "NodeMarked", "SubgraphPolicy", "get_policy",
-           "subgraph_bag", "subgraph_graph_id"]
+__all__ = [
+    "POLICIES",
+    "EgoNets",
+    "EgoPlus",
+    "NodeDeleted",
+    "NodeMarked",
+    "SubgraphPolicy",
+    "get_policy",
+    "subgraph_bag",
+    "subgraph_graph_id",
+]
 
 POLICIES = ("node_marked", "node_deleted", "ego", "ego_plus")
 MARKED = {"node_marked": True, "node_deleted": False, "ego": False, "ego_plus": True}
@@ -92,7 +102,7 @@ def subgraph_bag(g: dgl.DGLGraph, policy: str = "node_marked", radius: int = 2) 
         raise ValueError(f"ego radius must be an int >= 0, got {radius!r}")
     dev = g.device
     nn_, ne_ = g.batch_num_nodes(), g.batch_num_edges()
-    graph_of, local = _segment_arange(nn_)            # per input node
+    graph_of, local = _segment_arange(nn_)  # per input node
     node_off = torch.cumsum(nn_, 0) - nn_
     edge_off = torch.cumsum(ne_, 0) - ne_
     # candidate (root s, node v) pairs: every node v of the root's graph, root-major
@@ -106,7 +116,7 @@ def subgraph_bag(g: dgl.DGLGraph, policy: str = "node_marked", radius: int = 2) 
         keep = p_node != p_root
     else:
         keep = _reachable(g, graph_of, local, radius)[p_graph, local[p_root], p_loc]
-    bag_index = torch.cumsum(keep.long(), 0) - 1       # candidate position -> bag node id (where kept)
+    bag_index = torch.cumsum(keep.long(), 0) - 1  # candidate position -> bag node id (where kept)
     cand_start = torch.cumsum(cand_counts, 0) - cand_counts
     # candidate (root s, edge e) pairs: every edge of the root's graph
     e_root, e_loc = _segment_arange(ne_[graph_of])
