@@ -9,7 +9,9 @@ import torch
 
 from dgl_hod import create_model, list_archs
 from dgl_hod.archs.baselines import rwse
-from dgl_hod.nn.subgraphs import POLICIES, get_policy, subgraph_bag, subgraph_graph_id
+from dgl_hod.nn.common import ACTIVATIONS, activation, graph_ids, local_ids, norm_layer, segment_reduce
+from dgl_hod.nn.downstream import DownstreamGNN, ResidualGINELayer
+from dgl_hod.nn.subgraphs import POLICIES, get_policy, subgraph_bag
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -111,6 +113,78 @@ def test_missing_edge_features_is_an_error_for_models_with_an_edge_encoder(arch)
         model(g, g.ndata["feat"])
 
 
+@pytest.mark.parametrize("arch", ARCHS + ["hod-gnn"])
+def test_missing_node_features_is_an_error_unless_the_node_vocabulary_is_one(arch):
+    """node_feat=None would encode every atom as id 0: refused unless id 0 is the only id (node_vocab=(1,))."""
+    g = dgl.batch(small_batch())
+    model = create_model(arch, node_vocab=(5,), edge_vocab=None, num_tasks=1, hidden_dim=8).eval()
+    with pytest.raises(ValueError, match=r"node_vocab=\(5,\) and needs node_feat .* node_vocab=\(1,\)"):
+        model(g, None)
+    torch.manual_seed(0)
+    featureless = create_model(arch, node_vocab=(1,), edge_vocab=None, num_tasks=1, hidden_dim=8).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(featureless(g, None), featureless(g, torch.zeros(g.num_nodes(), dtype=torch.long)))
+
+
+# ------------------------------------------------------------------------------------------------ building blocks
+
+
+def test_activation_and_norm_tables_give_clear_errors():
+    assert isinstance(activation("silu"), torch.nn.SiLU) and set(ACTIVATIONS) >= {"silu", "relu", "tanh"}
+    with pytest.raises(ValueError, match=r"unknown activation 'swish'.*Choose one of \['gelu', 'identity'"):
+        activation("swish")
+    with pytest.raises(ValueError, match=r"unknown activation 'swish'"):
+        DownstreamGNN(8, 1, activation="swish")
+    assert isinstance(norm_layer("batch", 4), torch.nn.BatchNorm1d)
+    with pytest.raises(ValueError, match=r"unknown norm 'group'.*\('batch', 'layer', 'none'\)"):
+        norm_layer("group", 4)
+
+
+def test_segment_reduce_and_node_ids_match_loops():
+    gen = torch.Generator().manual_seed(0)
+    index = torch.randint(0, 6, (40,), generator=gen)
+    src = torch.randn(40, 3, generator=gen, dtype=torch.float64)
+    for op in ("sum", "mean"):
+        rows = [src[index == i] for i in range(7)]
+        expected = torch.stack([(r.sum(0) if op == "sum" else r.mean(0)) if len(r) else torch.zeros(3) for r in rows])
+        torch.testing.assert_close(segment_reduce(src, index, 7, op), expected.double())
+    with pytest.raises(ValueError, match="segment reduction must be one of"):
+        segment_reduce(src, index, 7, "max")
+    graphs = [dgl.graph(([], []), num_nodes=n) for n in (3, 0, 1, 4)]
+    g = dgl.batch(graphs)
+    assert graph_ids(g).tolist() == [0, 0, 0, 2, 3, 3, 3, 3]
+    assert local_ids(g).tolist() == [0, 1, 2, 0, 0, 1, 2, 3]
+    assert graph_ids(dgl.graph(([], []), num_nodes=0)).tolist() == []
+
+
+def test_residual_layer_is_one_class_and_downstream_keeps_the_saved_key_names():
+    """Baselines and HOD-GNN's downstream GNN stack the same layer; state dicts keep the shipped weights' names."""
+    gine, hod = create_model("gine", num_layers=2), create_model("hod-gnn", downstream_layers=2)
+    assert all(isinstance(layer, ResidualGINELayer) for layer in [*gine.layers, *hod.downstream.layers])
+    keys = list(hod.state_dict())
+    assert "downstream.convs.1.apply_func.2.weight" in keys and "downstream.norms.0.running_mean" in keys
+    assert not any(k.startswith("downstream.layers.") for k in keys)
+    assert "layers.1.conv.apply_func.2.weight" in gine.state_dict()
+    # a state dict in the saved names and one in the module names both load, to the same tensors
+    torch.manual_seed(1)
+    other = create_model("hod-gnn", downstream_layers=2)
+    other.load_state_dict(hod.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(other.state_dict().values(), hod.state_dict().values()))
+    live = {
+        f"layers.{i}.{kind}.{k}": v
+        for i, layer in enumerate(hod.downstream.layers)
+        for kind in ("conv", "norm")
+        for k, v in getattr(layer, kind).state_dict().items()
+    }
+    fresh = DownstreamGNN(hod.config.hidden_dim, 2)
+    fresh.load_state_dict(live)
+    torch.testing.assert_close(
+        fresh.layers[1].conv.apply_func[2].weight, hod.downstream.layers[1].conv.apply_func[2].weight
+    )
+    with pytest.raises(RuntimeError, match="Unexpected key"):
+        fresh.load_state_dict({**live, "convs.7.eps": torch.zeros(1)})
+
+
 # ------------------------------------------------------------------------------------------------ bags
 
 
@@ -142,7 +216,7 @@ def bag_as_sets(g: dgl.DGLGraph, bag: dgl.DGLGraph):
     # bag edges copy their original edge's endpoints
     assert torch.equal(orig[bsrc], src[eid]) and torch.equal(orig[bdst], dst[eid])
     sub = bag.ndata["subgraph_id"]
-    assert torch.equal(bag.ndata["orig_graph_id"], subgraph_graph_id(g)[sub])
+    assert torch.equal(bag.ndata["orig_graph_id"], graph_ids(g)[sub])
     out = {}
     for r in range(g.num_nodes()):
         nodes = orig[sub == r].tolist()

@@ -69,8 +69,9 @@ class ConfigChecks:
                 )
 
     def check_dropout(self) -> None:
-        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
-            self._fail(f"dropout must be in [0, 1), got {self.dropout!r}")
+        dropout = getattr(self, "dropout", None)
+        if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0.0 <= dropout < 1.0:
+            self._fail(f"dropout must be in [0, 1), got {dropout!r}")
 
 
 @dataclass
@@ -88,7 +89,7 @@ class GraphModel(nn.Module):
 
     Subclasses set ``self.config`` (their config dataclass) and ``self.head`` (the task head, whose parameters are
     named ``head.*``: the zoo drops exactly those when ``num_tasks`` changes), and implement :meth:`embed`.
-    ``node_feat=None`` means featureless graphs (:func:`constant_node_feat`).
+    ``node_feat=None`` means featureless graphs (:func:`constant_node_feat`) and needs ``node_vocab=(1,)``.
     """
 
     head: nn.Module
@@ -101,10 +102,22 @@ class GraphModel(nn.Module):
     ) -> tuple[Tensor, Tensor | None]:
         """``(N, D)`` node and ``(E, D)`` edge embeddings (``None`` when the model uses no edge features).
 
-        One rule for every architecture: a model with an edge encoder needs ``edge_feat``; silently encoding
-        missing bond types as id 0 would give confident predictions for the wrong molecule.
+        One rule for every architecture: missing features are never filled with id 0 behind the user's back, since
+        that gives confident predictions for the wrong molecule.  ``node_feat=None`` (featureless graphs) is
+        accepted only by a model built with ``node_vocab=(1,)``, where id 0 is the only id; a model with an edge
+        encoder needs ``edge_feat``.
+
+        Raises:
+            ValueError: ``node_feat=None`` on a model with another node vocabulary, or ``edge_feat=None`` on a
+                model with an edge vocabulary.
         """
         if node_feat is None:
+            if tuple(self.config.node_vocab) != (1,):
+                raise ValueError(
+                    f"{self.config.error_prefix}this model was built with node_vocab={tuple(self.config.node_vocab)} "
+                    f"and needs node_feat (N,) or (N, F) category ids (e.g. g.ndata['feat']); node_feat=None "
+                    f"(featureless graphs) needs a model built with node_vocab=(1,)"
+                )
             node_feat = constant_node_feat(g)
         x = self.node_encoder(node_feat)
         if self.edge_encoder is None:

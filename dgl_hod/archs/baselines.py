@@ -19,8 +19,10 @@ For fair comparisons everything around the message passing is HOD-GNN's: ``Categ
 encoders (config keys ``node_vocab`` / ``edge_vocab``; ``edge_vocab=None`` gives GIN messages), the residual layer
 of its downstream GNN ``h <- h + dropout(act(norm(GINEConv_MLP(h, e))))`` with MLP ``Linear - act - Linear``, the
 node readout ``readout`` (sum/mean) and the head ``Linear - act - Dropout - Linear``.  ``embed`` returns ``(B, D)``
-graph embeddings, ``forward`` ``(B, num_tasks)``.  ``node_feat=None`` means featureless graphs; ``edge_feat=None``
-with an edge vocabulary encodes every edge as id 0.
+graph embeddings, ``forward`` ``(B, num_tasks)``.  ``node_feat=None`` means featureless graphs and is
+accepted only by models whose node vocabulary is ``(1,)``; a model with an edge vocabulary refuses
+``edge_feat=None`` (:meth:`~dgl_hod.archs.base.GraphModel.encode_inputs`): encoding missing features as id 0 would
+predict for another molecule.
 
 Normalisation: ``norm="batch"`` (default; BatchNorm1d over the nodes of the mini-batch -- or of the bag -- as in
 ESAN and the standard ZINC GIN/GINE set-ups; it couples the graphs of a batch in training mode only, and stays
@@ -33,18 +35,18 @@ from dataclasses import dataclass
 
 import dgl
 import torch
-from dgl.nn import GINConv, GINEConv
 from torch import Tensor, nn
 
+from ..nn.common import NORMS, activation, graph_ids, local_ids, segment_reduce
+from ..nn.downstream import ResidualGINELayer
 from ..nn.encoders import CategoricalEncoder
-from ..nn.subgraphs import MARKED, POLICIES, subgraph_bag, subgraph_graph_id
+from ..nn.subgraphs import POLICIES, get_policy, subgraph_bag
 from .base import READOUTS, GraphConfig, GraphModel, readout
 from .registry import register_arch
 
 __all__ = ["DSGNN", "DSSGNN", "GIN", "GINE", "GINERWSE", "rwse"]
 
-NORMS = ("batch", "layer", "none")
-ACTIVATIONS = ("silu", "relu")
+ACTIVATIONS = ("silu", "relu")  # the activations the baselines accept (of dgl_hod.nn.common.ACTIVATIONS)
 
 
 # ----------------------------------------------------------------------------------------------- configs
@@ -96,8 +98,7 @@ class RWSEConfig(MPNNConfig):
     def validate(self) -> None:
         super().validate()
         self.check_int("rwse_steps")
-        if self.rwse_encoder not in ("linear", "mlp"):
-            raise ValueError(f"rwse_encoder must be 'linear' or 'mlp', got {self.rwse_encoder!r}")
+        self.check_choices((("rwse_encoder", ("linear", "mlp")),))
 
 
 @dataclass
@@ -120,70 +121,24 @@ class SubgraphConfig(MPNNConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.policy not in POLICIES:
-            raise ValueError(f"policy must be one of {POLICIES}, got {self.policy!r}")
         self.check_int("ego_radius", minimum=0)
-        if self.subgraph_readout not in READOUTS:
-            raise ValueError(f"subgraph_readout must be one of {READOUTS}, got {self.subgraph_readout!r}")
-        if self.cross_aggregation not in READOUTS:
-            raise ValueError(f"cross_aggregation must be one of {READOUTS}, got {self.cross_aggregation!r}")
+        self.check_choices((("policy", POLICIES), ("subgraph_readout", READOUTS), ("cross_aggregation", READOUTS)))
 
 
 # ----------------------------------------------------------------------------------------------- building blocks
 
 
-def _act(name: str) -> nn.Module:
-    return nn.SiLU() if name == "silu" else nn.ReLU()
-
-
-def _norm(norm: str, dim: int) -> nn.Module:
-    return {"batch": lambda: nn.BatchNorm1d(dim), "layer": lambda: nn.LayerNorm(dim), "none": nn.Identity}[norm]()
-
-
 def _head(c: MPNNConfig) -> nn.Sequential:
     """The same head as ``hod-gnn``: Linear - act - Dropout - Linear."""
     d = c.hidden_dim
-    return nn.Sequential(nn.Linear(d, d), _act(c.activation), nn.Dropout(c.dropout), nn.Linear(d, c.num_tasks))
-
-
-def _segment_reduce(index: Tensor, src: Tensor, num: int, op: str) -> Tensor:
-    """Sum or mean of rows of ``src`` grouped by ``index`` into ``num`` rows (empty groups give zeros)."""
-    out = src.new_zeros(num, src.shape[1]).index_add_(0, index, src)
-    if op == "mean":
-        count = torch.bincount(index, minlength=num).clamp_(min=1).to(src.dtype)
-        out = out / count.unsqueeze(1)
-    return out
-
-
-class GINEBlock(nn.Module):
-    """One residual layer ``h <- h + dropout(act(norm(conv(h, e))))`` around ``dgl.nn.GINEConv`` (``GINConv``
-    when ``use_edges=False``) with MLP ``Linear - act - Linear``: the layer of HOD-GNN's downstream GNN.
-    """
-
-    def __init__(self, dim: int, use_edges: bool, activation: str, norm: str, dropout: float):
-        super().__init__()
-        mlp = nn.Sequential(nn.Linear(dim, dim), _act(activation), nn.Linear(dim, dim))
-        self.use_edges = use_edges
-        self.conv = GINEConv(mlp, learn_eps=True) if use_edges else GINConv(mlp, learn_eps=True)
-        self.norm = _norm(norm, dim)
-        self.act = _act(activation)
-        self.dropout = nn.Dropout(dropout)
-
-    def conv_out(self, g: dgl.DGLGraph, h: Tensor, e: Tensor | None) -> Tensor:
-        """Normalised convolution output (the residual branch before activation)."""
-        return self.norm(self.conv(g, h, e) if self.use_edges else self.conv(g, h))
-
-    def finish(self, h: Tensor, out: Tensor) -> Tensor:
-        return h + self.dropout(self.act(out))
-
-    def forward(self, g: dgl.DGLGraph, h: Tensor, e: Tensor | None = None) -> Tensor:
-        return self.finish(h, self.conv_out(g, h, e))
+    return nn.Sequential(nn.Linear(d, d), activation(c.activation), nn.Dropout(c.dropout), nn.Linear(d, c.num_tasks))
 
 
 class _Encoders(GraphModel):
     """Node encoder, shared edge encoder (``None`` without edge vocabulary or when ``use_edges`` is false), head."""
 
     use_edges = True
+    config: MPNNConfig
 
     def _build_io(self, c: MPNNConfig) -> None:
         self.config = c
@@ -195,7 +150,7 @@ class _Encoders(GraphModel):
 
     def _blocks(self, c: MPNNConfig) -> nn.ModuleList:
         return nn.ModuleList(
-            GINEBlock(c.hidden_dim, self.edge_encoder is not None, c.activation, c.norm, c.dropout)
+            ResidualGINELayer(c.hidden_dim, self.edge_encoder is not None, c.activation, c.norm, c.dropout)
             for _ in range(c.num_layers)
         )
 
@@ -247,8 +202,7 @@ def rwse(g: dgl.DGLGraph, steps: int) -> Tensor:
     nn_ = g.batch_num_nodes()
     if g.num_nodes() == 0:
         return torch.zeros(0, steps, device=dev)
-    graph_of = torch.repeat_interleave(torch.arange(g.batch_size, device=dev), nn_)
-    local = torch.arange(g.num_nodes(), device=dev) - (torch.cumsum(nn_, 0) - nn_)[graph_of]
+    graph_of, local = graph_ids(g), local_ids(g)
     B, n_max = g.batch_size, int(nn_.max())
     src, dst = g.edges()
     P = torch.zeros(B, n_max, n_max, dtype=torch.float64, device=dev)
@@ -269,13 +223,15 @@ def rwse(g: dgl.DGLGraph, steps: int) -> Tensor:
 class GINERWSE(GINE):
     """GINE with an encoding of the random-walk structural encoding added to the input node embedding."""
 
+    config: RWSEConfig
+
     def __init__(self, config: RWSEConfig):
         super().__init__(config)
         k, d = config.rwse_steps, config.hidden_dim
         self.rwse_encoder = (
             nn.Linear(k, d)
             if config.rwse_encoder == "linear"
-            else nn.Sequential(nn.Linear(k, d), _act(config.activation), nn.Linear(d, d))
+            else nn.Sequential(nn.Linear(k, d), activation(config.activation), nn.Linear(d, d))
         )
 
     def node_input(self, g: dgl.DGLGraph, x: Tensor) -> Tensor:
@@ -291,13 +247,15 @@ class _SubgraphGNN(_Encoders):
     subgraphs).
     """
 
+    config: SubgraphConfig
+
     def __init__(self, config: SubgraphConfig):
         super().__init__()
         self._build_io(config)
         d = config.hidden_dim
-        self.mark_embedding = nn.Embedding(2, d) if MARKED[config.policy] else None
+        self.mark_embedding = nn.Embedding(2, d) if get_policy(config.policy).marks_root else None
         self.layers = self._blocks(config)
-        self.subgraph_mlp = nn.Sequential(nn.Linear(d, d), _act(config.activation), nn.Linear(d, d))
+        self.subgraph_mlp = nn.Sequential(nn.Linear(d, d), activation(config.activation), nn.Linear(d, d))
 
     def bag(self, g: dgl.DGLGraph) -> dgl.DGLGraph:
         """The bag of subgraphs of ``g`` under the configured policy (:func:`dgl_hod.nn.subgraphs.subgraph_bag`)."""
@@ -314,12 +272,12 @@ class _SubgraphGNN(_Encoders):
             h = h + self.mark_embedding(bag.ndata["is_root"])
         e_bag = e[bag.edata["orig_edge_id"]] if e is not None else None
         h = self.message_passing(g, bag, h, e, e_bag)
-        h_sub = _segment_reduce(bag.ndata["subgraph_id"], h, g.num_nodes(), self.config.readout)
+        h_sub = segment_reduce(h, bag.ndata["subgraph_id"], g.num_nodes(), self.config.readout)
         return self.subgraph_mlp(h_sub)
 
     def embed(self, g: dgl.DGLGraph, node_feat: Tensor | None = None, edge_feat: Tensor | None = None) -> Tensor:
         h_sub = self.subgraph_embed(g, node_feat, edge_feat)
-        return _segment_reduce(subgraph_graph_id(g), h_sub, g.batch_size, self.config.subgraph_readout)
+        return segment_reduce(h_sub, graph_ids(g), g.batch_size, self.config.subgraph_readout)
 
     def message_passing(self, g, bag, h, e, e_bag):
         raise NotImplementedError
@@ -348,7 +306,7 @@ class DSSGNN(_SubgraphGNN):
     def message_passing(self, g, bag, h, e, e_bag):
         orig = bag.ndata["orig_node_id"]
         for layer, cross in zip(self.layers, self.cross_layers):
-            agg = _segment_reduce(orig, h, g.num_nodes(), self.config.cross_aggregation)  # (N, D)
+            agg = segment_reduce(h, orig, g.num_nodes(), self.config.cross_aggregation)  # (N, D)
             out = layer.conv_out(bag, h, e_bag) + cross.conv_out(g, agg, e)[orig]
             h = layer.finish(h, out)
         return h

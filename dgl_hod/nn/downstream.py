@@ -1,48 +1,96 @@
-r"""The downstream GNN of HOD-GNN: residual GINE (bond features) or GIN layers on the derivative-augmented features.
+r"""The residual GINE/GIN layer, and the downstream GNN of HOD-GNN built from it.
 
-Each layer (DGL's :class:`dgl.nn.GINEConv` / :class:`dgl.nn.GINConv`):
+One layer (DGL's :class:`dgl.nn.GINEConv` / :class:`dgl.nn.GINConv` with a learnable :math:`\epsilon`):
 
 .. math::
     h_v' = h_v + \mathrm{Dropout}\Big(\sigma\big(\mathrm{Norm}\big(\mathrm{MLP}\big((1 + \epsilon) h_v +
-           \sum_{w \to v} \mathrm{ReLU}(h_w + e_{wv})\big)\big)\big)\Big)
+           \sum_{w \to v} \mathrm{ReLU}(h_w + e_{wv})\big)\big)\big)\Big), \qquad
+    \mathrm{MLP} = \mathrm{Linear} \to \sigma \to \mathrm{Linear}
 
 (GIN: the message is :math:`h_w`).  ``Norm`` is BatchNorm (default; it uses batch statistics only in training
-mode, so the model is a per-node function in eval mode), LayerNorm or none.
+mode, so the model is a per-node function in eval mode), LayerNorm or none (:func:`~dgl_hod.nn.common.norm_layer`).
+:class:`ResidualGINELayer` is that layer; HOD-GNN's :class:`DownstreamGNN` and every baseline
+(:mod:`dgl_hod.archs.baselines`) stack it.
+
+Example:
+    >>> import dgl, torch
+    >>> g = dgl.graph(([0, 1, 2], [1, 2, 0]))
+    >>> layer = ResidualGINELayer(8, use_edges=True).eval()
+    >>> layer(g, torch.randn(3, 8), torch.randn(3, 8)).shape
+    torch.Size([3, 8])
 """
 
 from __future__ import annotations
+
+import re
+from typing import Any
 
 import dgl
 from dgl.nn import GINConv, GINEConv
 from torch import Tensor, nn
 
-__all__ = ["DownstreamGNN", "NORMS"]
+from .common import NORMS, norm_layer
+from .common import activation as make_activation
 
-NORMS = ("batch", "layer", "none")
-
-
-def _norm(kind: str, dim: int) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm1d(dim)
-    if kind == "layer":
-        return nn.LayerNorm(dim)
-    return nn.Identity()
+__all__ = ["NORMS", "DownstreamGNN", "ResidualGINELayer"]
 
 
-def _act(name: str) -> nn.Module:
-    return {
-        "silu": nn.SiLU,
-        "relu": nn.ReLU,
-        "gelu": nn.GELU,
-        "tanh": nn.Tanh,
-        "softplus": nn.Softplus,
-        "sigmoid": nn.Sigmoid,
-        "identity": nn.Identity,
-    }[name]()
+class ResidualGINELayer(nn.Module):
+    r"""``h <- h + dropout(act(norm(conv(g, h, e))))`` (module docstring) with ``conv`` a GINE (GIN) convolution.
+
+    Args:
+        dim: node (and edge) feature width ``D``.
+        use_edges: GINE with edge features of width ``D`` (else GIN: ``e`` is ignored).
+        activation: name in :data:`~dgl_hod.nn.common.ACTIVATIONS`, used inside the MLP and after the norm.
+        norm: ``"batch"``, ``"layer"`` or ``"none"``.
+        dropout: dropout on the residual branch.
+
+    Shapes: ``h`` ``(N, D)``, ``e`` ``(E, D)`` -> ``(N, D)``.
+
+    :meth:`conv_out` and :meth:`finish` split the layer in two for layers that add other terms to the
+    normalised convolution before the residual update (DSS-GNN).
+    """
+
+    def __init__(
+        self, dim: int, use_edges: bool = True, activation: str = "silu", norm: str = "batch", dropout: float = 0.0
+    ):
+        super().__init__()
+        mlp = nn.Sequential(nn.Linear(dim, dim), make_activation(activation), nn.Linear(dim, dim))
+        self.use_edges = use_edges
+        self.conv = GINEConv(mlp, learn_eps=True) if use_edges else GINConv(mlp, learn_eps=True)
+        self.norm = norm_layer(norm, dim)
+        self.act = make_activation(activation)
+        self.dropout = nn.Dropout(dropout)
+
+    def reset_parameters(self) -> None:
+        """Fresh MLP weights, ``eps = 0``, fresh norm parameters and statistics."""
+        for m in self.conv.apply_func:
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+        self.conv.eps.data.zero_()
+        if hasattr(self.norm, "reset_parameters"):
+            self.norm.reset_parameters()  # BatchNorm1d's also resets the running statistics
+
+    def conv_out(self, g: dgl.DGLGraph, h: Tensor, e: Tensor | None = None) -> Tensor:
+        """The normalised convolution ``norm(conv(g, h, e))`` (the residual branch before the activation)."""
+        return self.norm(self.conv(g, h, e) if self.use_edges else self.conv(g, h))
+
+    def finish(self, h: Tensor, out: Tensor) -> Tensor:
+        """The residual update ``h + dropout(act(out))``."""
+        return h + self.dropout(self.act(out))
+
+    def forward(self, g: dgl.DGLGraph, h: Tensor, e: Tensor | None = None) -> Tensor:
+        return self.finish(h, self.conv_out(g, h, e))
+
+
+# Shipped hod-gnn weights name the layer parameters ``convs.{i}.*`` (the GINE conv) and ``norms.{i}.*`` (its norm),
+# from when DownstreamGNN held two lists; ``layers.{i}.conv.*`` / ``layers.{i}.norm.*`` are the module names now.
+_SAVED = re.compile(r"(convs|norms)\.(\d+)\.(.*)")
+_LIVE = re.compile(r"layers\.(\d+)\.(conv|norm)\.(.*)")
 
 
 class DownstreamGNN(nn.Module):
-    r"""Stack of residual GINE/GIN layers (module docstring).
+    r"""Stack of :class:`ResidualGINELayer` (module docstring): HOD-GNN's downstream GNN.
 
     Args:
         dim: node (and edge) feature width ``D``; constant through the stack.
@@ -53,6 +101,9 @@ class DownstreamGNN(nn.Module):
         dropout: dropout on each residual branch.
 
     Shapes: ``h`` ``(N, D)``, ``e`` ``(E, D)`` -> ``(N, D)``.
+
+    State dicts use the key names of the shipped weights (``convs.{i}.*``, ``norms.{i}.*``); loading accepts those
+    and the module names (``layers.{i}.conv.*``, ``layers.{i}.norm.*``).
     """
 
     def __init__(
@@ -68,31 +119,37 @@ class DownstreamGNN(nn.Module):
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         self.use_edges, self.dim, self.norm_kind = use_edges, dim, norm
-        self.convs = nn.ModuleList()
-        self.norms = nn.ModuleList()
-        for _ in range(num_layers):
-            mlp = nn.Sequential(nn.Linear(dim, dim), _act(activation), nn.Linear(dim, dim))
-            self.convs.append(GINEConv(mlp, learn_eps=True) if use_edges else GINConv(mlp, learn_eps=True))
-            self.norms.append(_norm(norm, dim))
-        self.act = _act(activation)
-        self.dropout = nn.Dropout(dropout)
+        self.layers = nn.ModuleList(
+            ResidualGINELayer(dim, use_edges, activation, norm, dropout) for _ in range(num_layers)
+        )
+        self._register_state_dict_hook(_to_saved_names)
+        self._register_load_state_dict_pre_hook(_from_saved_names)
 
     def reset_parameters(self) -> None:
-        for conv, norm in zip(self.convs, self.norms):
-            for m in conv.apply_func:
-                if hasattr(m, "reset_parameters"):
-                    m.reset_parameters()
-            conv.eps.data.zero_()
-            if hasattr(norm, "reset_parameters"):
-                norm.reset_parameters()
-            if hasattr(norm, "reset_running_stats"):
-                norm.reset_running_stats()
+        for layer in self.layers:
+            layer.reset_parameters()
 
     def forward(self, g: dgl.DGLGraph, h: Tensor, e: Tensor | None = None) -> Tensor:
-        for conv, norm in zip(self.convs, self.norms):
-            out = conv(g, h, e) if self.use_edges else conv(g, h)
-            h = h + self.dropout(self.act(norm(out)))
+        for layer in self.layers:
+            h = layer(g, h, e)
         return h
 
     def extra_repr(self) -> str:
-        return f"{'GINE' if self.use_edges else 'GIN'} x {len(self.convs)}, dim={self.dim}, norm={self.norm_kind}"
+        return f"{'GINE' if self.use_edges else 'GIN'} x {len(self.layers)}, dim={self.dim}, norm={self.norm_kind}"
+
+
+def _to_saved_names(module: nn.Module, state: dict[str, Any], prefix: str, local_metadata: Any) -> None:
+    """State-dict hook: ``layers.{i}.conv.*`` -> ``convs.{i}.*`` and ``layers.{i}.norm.*`` -> ``norms.{i}.*``."""
+    items = list(state.items())
+    state.clear()
+    for key, value in items:
+        m = _LIVE.fullmatch(key[len(prefix) :]) if key.startswith(prefix) else None
+        state[f"{prefix}{m.group(2)}s.{m.group(1)}.{m.group(3)}" if m else key] = value
+
+
+def _from_saved_names(state: dict[str, Any], prefix: str, *args: Any) -> None:
+    """Load pre-hook: the inverse of :func:`_to_saved_names` (keys already in module form are left as they are)."""
+    for key in [k for k in state if k.startswith(prefix)]:
+        m = _SAVED.fullmatch(key[len(prefix) :])
+        if m:
+            state[f"{prefix}layers.{m.group(2)}.{m.group(1)[:-1]}.{m.group(3)}"] = state.pop(key)

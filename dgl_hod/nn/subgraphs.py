@@ -26,7 +26,7 @@ e.g. ``node_deleted`` on a one-node graph).  Its fields:
 - ``bag.ndata["is_root"]`` (int64 0/1): 1 on the root copy where the policy marks roots, 0 everywhere otherwise;
 - ``bag.edata["orig_edge_id"]``: the input-batch edge that each bag edge copies (gather edge features with it);
 - ``bag.batch_num_nodes()`` / ``bag.batch_num_edges()``: per-subgraph sizes (``dgl.readout_nodes`` works per
-  subgraph); ``subgraph_graph_id(g)`` maps subgraphs to input graphs.
+  subgraph); subgraph ``s`` belongs to input graph ``graph_ids(g)[s]`` (:func:`dgl_hod.nn.common.graph_ids`).
 
 Construction is vectorised over the whole batch (no Python loop over nodes or graphs): candidate (root, node) and
 (root, edge) pairs are enumerated with ``repeat_interleave``; ego-net membership comes from ``radius`` boolean
@@ -42,6 +42,8 @@ import torch
 from dgl.transforms import BaseTransform
 from torch import Tensor
 
+from .common import segment_positions
+
 __all__ = [
     "POLICIES",
     "EgoNets",
@@ -51,23 +53,10 @@ __all__ = [
     "SubgraphPolicy",
     "get_policy",
     "subgraph_bag",
-    "subgraph_graph_id",
 ]
 
 POLICIES = ("node_marked", "node_deleted", "ego", "ego_plus")
 MARKED = {"node_marked": True, "node_deleted": False, "ego": False, "ego_plus": True}
-
-
-def _segment_arange(counts: Tensor) -> tuple[Tensor, Tensor]:
-    """For segments of sizes ``counts``: (segment id of each position, position within its segment)."""
-    seg = torch.repeat_interleave(torch.arange(len(counts), device=counts.device), counts)
-    starts = torch.cumsum(counts, 0) - counts
-    return seg, torch.arange(int(counts.sum()), device=counts.device) - starts[seg]
-
-
-def subgraph_graph_id(g: dgl.DGLGraph) -> Tensor:
-    """Input graph id of each subgraph of a bag built from ``g`` (= graph id of each node of ``g``)."""
-    return torch.repeat_interleave(torch.arange(g.batch_size, device=g.device), g.batch_num_nodes())
 
 
 def _reachable(g: dgl.DGLGraph, graph_of: Tensor, local: Tensor, radius: int) -> Tensor:
@@ -102,12 +91,12 @@ def subgraph_bag(g: dgl.DGLGraph, policy: str = "node_marked", radius: int = 2) 
         raise ValueError(f"ego radius must be an int >= 0, got {radius!r}")
     dev = g.device
     nn_, ne_ = g.batch_num_nodes(), g.batch_num_edges()
-    graph_of, local = _segment_arange(nn_)  # per input node
+    graph_of, local = segment_positions(nn_)  # per input node
     node_off = torch.cumsum(nn_, 0) - nn_
     edge_off = torch.cumsum(ne_, 0) - ne_
     # candidate (root s, node v) pairs: every node v of the root's graph, root-major
     cand_counts = nn_[graph_of]
-    p_root, p_loc = _segment_arange(cand_counts)
+    p_root, p_loc = segment_positions(cand_counts)
     p_graph = graph_of[p_root]
     p_node = node_off[p_graph] + p_loc
     if policy == "node_marked":
@@ -119,7 +108,7 @@ def subgraph_bag(g: dgl.DGLGraph, policy: str = "node_marked", radius: int = 2) 
     bag_index = torch.cumsum(keep.long(), 0) - 1  # candidate position -> bag node id (where kept)
     cand_start = torch.cumsum(cand_counts, 0) - cand_counts
     # candidate (root s, edge e) pairs: every edge of the root's graph
-    e_root, e_loc = _segment_arange(ne_[graph_of])
+    e_root, e_loc = segment_positions(ne_[graph_of])
     e_edge = edge_off[graph_of[e_root]] + e_loc
     src, dst = g.edges()
     pos_src = cand_start[e_root] + local[src[e_edge]]
@@ -152,6 +141,7 @@ class SubgraphPolicy(BaseTransform):
 
     @property
     def marks_root(self) -> bool:
+        """Whether the policy marks the root copy (``bag.ndata["is_root"]``); DS-/DSS-GNN embed the mark."""
         return MARKED[self.name]
 
     def __repr__(self) -> str:
