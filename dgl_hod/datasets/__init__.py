@@ -18,6 +18,8 @@ from .expressivity import expressivity_pairs
 from .graphs import GraphDataset, PackedGraphs
 from .loaders import LOADERS
 from .registry import COUNTING_TARGETS, REGISTRY, DatasetInfo, canonical_split, get_info, list_datasets
+from .smiles import MoleculeError, from_smiles, scaffold_split
+from .user import UserDataError, UserGraphDataset, from_graphs, register_dataset
 
 __all__ = [
     "load_dataset",
@@ -33,6 +35,13 @@ __all__ = [
     "data_root",
     "cache_dir",
     "PackedGraphs",
+    "from_smiles",
+    "from_graphs",
+    "register_dataset",
+    "scaffold_split",
+    "UserGraphDataset",
+    "UserDataError",
+    "MoleculeError",
 ]
 
 

@@ -258,6 +258,8 @@ _ENTRIES = [
 ]
 
 REGISTRY: Mapping[str, DatasetInfo] = MappingProxyType({e.name: e for e in _ENTRIES})
+# user datasets registered for this process (dgl_hod.datasets.user.register_dataset); not in list_datasets()
+USER_INFOS: dict[str, DatasetInfo] = {}
 
 _SPLIT_ALIASES = MappingProxyType({"valid": "val", "validation": "val", "val": "valid"})
 
@@ -272,6 +274,8 @@ def get_info(name: str) -> DatasetInfo:
     key = name.lower().strip()
     if key in REGISTRY:
         return REGISTRY[key]
+    if key in USER_INFOS:
+        return USER_INFOS[key]
     close = difflib.get_close_matches(key, list(REGISTRY), n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
     raise KeyError(f"Unknown dataset {name!r}.{hint} Available: {', '.join(REGISTRY)}.")
