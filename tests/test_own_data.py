@@ -311,3 +311,72 @@ def test_without_rdkit_from_smiles_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "rdkit.Chem", None)
     with pytest.raises(ImportError, match=r"pip install 'dgl-hod\[chem\]'.*rdkit==2022\.9\.5"):
         from_smiles(pd.DataFrame({"smiles": ["CCO"]}), "smiles")
+
+
+# --- zoo models on the user's molecules (dgl_hod.own_data) ------------------------------------------------------
+def test_predict_molecules_equals_the_model_on_the_shipped_graphs(tmp_path):
+    from dgl_hod import load_model
+    from dgl_hod.own_data import predict_molecules
+
+    table = pd.read_csv(_csv("zinc12k/test_smiles.csv"), dtype=str).head(40)
+    table.loc[7, "smiles"] = "C1CC"  # invalid: skipped, listed, the other rows keep their row ids
+    out = tmp_path / "zinc_pred.csv"
+    with pytest.warns(UserWarning, match="skipped 1 of 40"):
+        res = predict_molecules("gine-zinc", table, "smiles", out=out, keep_columns=["pos_in_subset"])
+    assert res.columns.tolist() == ["row", "smiles", "pos_in_subset", "y_prediction"]
+    assert res["row"].tolist() == [r for r in range(40) if r != 7]
+    keep = [r for r in range(40) if r != 7]
+    g, _ = load_dataset("zinc12k", "test").batch(keep)
+    expected = load_model("gine-zinc")(g, g.ndata["feat"], g.edata["feat"])[:, 0].detach().numpy()
+    np.testing.assert_allclose(res["y_prediction"].to_numpy(), expected, rtol=1e-5, atol=1e-5)
+    written = pd.read_csv(out)
+    np.testing.assert_allclose(written["y_prediction"].to_numpy(), expected, rtol=1e-5, atol=1e-5)
+    skipped = pd.read_csv(tmp_path / "zinc_pred.skipped.csv")
+    assert skipped["row"].tolist() == [7] and skipped["smiles"].tolist() == ["C1CC"]
+
+
+def test_predict_molecules_ogb_model_gives_probabilities():
+    from dgl_hod import load_model
+    from dgl_hod.own_data import predict_molecules
+
+    table = pd.read_csv(_csv("ogbg/molbace/smiles_labels.csv")).head(24)
+    res = predict_molecules("hod-gnn-k1-molhiv", table, "smiles")
+    assert res.columns.tolist() == ["row", "smiles", "HIV_active_probability"]
+    g, _ = load_dataset("ogbg-molbace").batch(range(24))
+    logits = load_model("hod-gnn-k1-molhiv")(g, g.ndata["feat"], g.edata["feat"])[:, 0]
+    np.testing.assert_allclose(res["HIV_active_probability"], torch.sigmoid(logits).detach().numpy(), atol=1e-5)
+    assert res["HIV_active_probability"].between(0, 1).all()
+
+
+def test_zinc_model_refuses_atoms_it_cannot_read():
+    from dgl_hod.own_data import predict_molecules
+
+    with pytest.raises(MoleculeError, match=r"row 1 'C\[Si\]\(C\)\(C\)C'.*'Si'.*featurizer='ogb'"):
+        predict_molecules("gine-zinc", pd.DataFrame({"smiles": ["CCO", "C[Si](C)(C)C"]}), "smiles")
+
+
+def test_evaluate_molecules_reproduces_the_builtin_metric_and_refuses_other_tasks():
+    from dgl_hod import load_model
+    from dgl_hod.evaluation import evaluate
+    from dgl_hod.own_data import evaluate_molecules
+
+    res = evaluate_molecules("gine-zinc", _csv("zinc12k/test_smiles.csv"), "smiles", ["y"])
+    ref = evaluate(load_model("gine-zinc"), "zinc12k", "test")
+    assert res["metric"] == ref["metric"] == "mae" and res["num_graphs"] == 1000 and res["num_skipped"] == 0
+    assert res["mae"] == pytest.approx(ref["mae"], abs=1e-5)
+    df = pd.DataFrame({"smiles": ["CCO", "CCN", "CCC"], "active": [0, 1, 0]})
+    with pytest.raises(UserDataError, match=r"gine-zinc predicts 1 regression.*binary_classification.*Fine-tune"):
+        evaluate_molecules("gine-zinc", df, "smiles", ["active"], task="binary")
+
+
+def test_models_that_do_not_read_molecules_are_refused():
+    from types import SimpleNamespace
+
+    from dgl_hod.own_data import featurizer_for
+
+    entry = SimpleNamespace(name="gin-mutag", dataset="mutag", config={"node_vocab": [7], "edge_vocab": [4]})
+    with pytest.raises(UserDataError, match="cannot read molecules from SMILES.*from_graphs"):
+        featurizer_for(entry)
+    assert (
+        featurizer_for(SimpleNamespace(name="x", dataset="d", config={"node_vocab": [28], "edge_vocab": [4]})) == "zinc"
+    )

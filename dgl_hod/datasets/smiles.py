@@ -277,7 +277,7 @@ def scaffold_split(smiles: Sequence[str], frac: Sequence[float] = (0.8, 0.1, 0.1
 
 
 # --- from_smiles ---------------------------------------------------------------------------------------------
-def _read_table(data: Any) -> tuple[Any, str]:
+def read_table(data: Any) -> tuple[Any, str]:
     import pandas as pd
 
     if isinstance(data, pd.DataFrame):
@@ -379,7 +379,7 @@ def from_smiles(
         raise UserDataError(f"featurizer must be one of {FEATURIZERS}, got {featurizer!r}")
     if invalid not in ("skip", "error"):
         raise UserDataError(f"invalid must be 'skip' or 'error', got {invalid!r}")
-    df, where = _read_table(data)
+    df, where = read_table(data)
     columns = [label_columns] if isinstance(label_columns, str) else list(label_columns or [])
     if columns and task is None:
         raise UserDataError("give task='binary', 'regression' or 'multiclass' for the label columns")
