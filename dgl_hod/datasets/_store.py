@@ -1,25 +1,30 @@
-"""Where the shipped data lives, checksum verification and atomic cache writes.
+"""Where the shipped data lives, content verification and atomic cache writes.
 
 * Data root: ``$DGL_HOD_DATA`` if set, else the repository's top-level ``datasets/`` folder.
-* Cache dir: ``$DGL_HOD_CACHE`` if set, else ``~/.cache/dgl_hod``.
+* Cache dir: ``$DGL_HOD_CACHE`` if set, else ``~/.cache/dgl_hod`` (generated data only, e.g. ``counting``).
 
-Every shipped file is listed in ``<data root>/SHA256SUMS``.  :func:`verified_path` checks a file's sha256 the first
-time it is used and remembers the verdict (keyed by absolute path, size and mtime) in memory and in
-``<cache dir>/verified.json``, so the hash is not recomputed on every load.  Nothing here downloads anything.
+Every shipped file is listed in ``<data root>/SHA256SUMS``.  :func:`verified_path` hashes a file's content the first
+time the file is used in each process and compares it with that list; no verdict is carried from one process to the
+next (a verdict keyed on path, size and mtime would trust a file whose bytes changed under a restored mtime: bit rot,
+``cp -p``, ``rsync -a``).  Hashing all ~13 MB of shipped data takes well under a second.  Within a process a file is
+hashed again whenever its size or mtime changes.  :func:`verify_all` (``python -m dgl_hod.datasets verify``) always
+re-hashes every listed file.  Nothing here downloads anything.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import io
 import os
-import tempfile
 from pathlib import Path
 
-__all__ = ["DatasetFileError", "data_root", "cache_dir", "verified_path", "atomic_write_bytes", "atomic_save_npz"]
+import numpy as np
+
+from ..utils import atomic_write_bytes, sha256_file
+
+__all__ = ["DatasetFileError", "atomic_save_npz", "cache_dir", "data_root", "verified_path", "verify_all"]
 
 _REPO_DATA = Path(__file__).resolve().parents[2] / "datasets"
-_VERIFIED: set[tuple[str, int, int]] = set()  # (path, size, mtime_ns) verified in this process
+_VERIFIED: set[tuple[str, int, int]] = set()  # (path, size, mtime_ns) whose content was hashed in this process
 
 
 class DatasetFileError(RuntimeError):
@@ -27,10 +32,12 @@ class DatasetFileError(RuntimeError):
 
 
 def data_root() -> Path:
+    """The folder holding the shipped data and its ``SHA256SUMS``."""
     return Path(os.environ.get("DGL_HOD_DATA") or _REPO_DATA)
 
 
 def cache_dir() -> Path:
+    """The folder for generated data (``$DGL_HOD_CACHE``, default ``~/.cache/dgl_hod``)."""
     return Path(os.environ.get("DGL_HOD_CACHE") or Path.home() / ".cache" / "dgl_hod")
 
 
@@ -43,6 +50,7 @@ def _fix(rel: str) -> str:
 
 
 def _manifest(root: Path) -> dict[str, str]:
+    """``{relative path: sha256}`` from ``root/SHA256SUMS`` (``sha256sum`` format)."""
     sums = root / "SHA256SUMS"
     if not sums.is_file():
         raise DatasetFileError(
@@ -56,82 +64,62 @@ def _manifest(root: Path) -> dict[str, str]:
     return out
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _load_verdicts() -> dict:
-    try:
-        return json.loads((cache_dir() / "verified.json").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def verified_path(rel: str) -> Path:
-    """Absolute path of shipped file ``rel`` (relative to the data root), after checking its sha256."""
-    root = data_root()
+def _check(root: Path, rel: str, expected: str | None) -> Path:
+    """Hash ``root/rel`` and compare with ``expected``; record the verdict for this process."""
     path = root / rel
     if not path.is_file():
         raise DatasetFileError(f"Dataset file {path} is missing. {_fix(rel)}")
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key in _VERIFIED:
-        return path
-    expected = _manifest(root).get(rel)
     if expected is None:
         raise DatasetFileError(f"Dataset file {path} is not listed in {root / 'SHA256SUMS'}. {_fix(rel)}")
-    verdicts = _load_verdicts()
-    seen = verdicts.get(key[0])
-    if not (
-        seen
-        and seen.get("size") == st.st_size
-        and seen.get("mtime_ns") == st.st_mtime_ns
-        and seen.get("sha256") == expected
-    ):
-        actual = sha256_file(path)
-        if actual != expected:
-            raise DatasetFileError(
-                f"Dataset file {path} is corrupt or truncated: sha256 {actual} ({st.st_size} bytes), expected "
-                f"{expected}. {_fix(rel)}"
-            )
-        verdicts[key[0]] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": expected}
-        try:
-            atomic_write_bytes(cache_dir() / "verified.json", json.dumps(verdicts, indent=0).encode())
-        except OSError:
-            pass  # a read-only cache only costs re-hashing next time
-    _VERIFIED.add(key)
+    st = path.stat()
+    actual = sha256_file(path)
+    if actual != expected:
+        raise DatasetFileError(
+            f"Dataset file {path} is corrupt or truncated: sha256 {actual} ({st.st_size} bytes), expected "
+            f"{expected}. {_fix(rel)}"
+        )
+    _VERIFIED.add((str(path.resolve()), st.st_size, st.st_mtime_ns))
     return path
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+def verified_path(rel: str) -> Path:
+    """Absolute path of shipped file ``rel`` (relative to the data root), after checking its sha256.
+
+    The content is hashed on the file's first use in this process (and again if its size or mtime changes).
+
+    Raises:
+        DatasetFileError: the file is missing, not listed in ``SHA256SUMS``, or its content differs.
+    """
+    root = data_root()
+    path = root / rel
+    if path.is_file():
+        st = path.stat()
+        if (str(path.resolve()), st.st_size, st.st_mtime_ns) in _VERIFIED:
+            return path
+    return _check(root, rel, _manifest(root).get(rel))
+
+
+def verify_all() -> list[str]:
+    """Re-hash every file listed in ``SHA256SUMS`` (no verdict is reused); returns the relative paths checked.
+
+    Raises:
+        DatasetFileError: naming every missing or corrupt file.
+    """
+    root = data_root()
+    manifest = _manifest(root)
+    bad = []
+    for rel in sorted(manifest):
         try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+            _check(root, rel, manifest[rel])
+        except DatasetFileError as err:
+            bad.append(str(err).split(". Fix:")[0])
+    if bad:
+        raise DatasetFileError(f"{len(bad)} of {len(manifest)} files failed: " + "; ".join(bad) + f". {_fix('...')}")
+    return sorted(manifest)
 
 
-def atomic_save_npz(path: Path, **arrays) -> None:
+def atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
     """``np.savez_compressed`` to ``path`` atomically (no half-written file survives an interrupt)."""
-    import io
-
-    import numpy as np
-
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())

@@ -28,24 +28,52 @@ available offline, so a look-alike is generated deterministically from a seed wi
   normalises); the raw integer counts are in ``ds.extras["counts"]`` and the divisors in ``ds.extras["std"]``
   (repeated per graph).  Node and edge features are constant zeros (vocabulary size 1).
 
-The result is cached as ``<cache dir>/counting-v1-seed<seed>.npz`` (written atomically).
+The result is cached as ``<cache dir>/counting-v1-seed<seed>.npz`` (written atomically) and checksummed like the
+shipped data: on its first load in a process the cache's content digest (:func:`content_sha256`) is compared with the
+digest recorded here for the default seed 0 (:data:`KNOWN_SHA256`), and for other seeds with the digest stored in the
+file when it was written.  A cache that differs (edited, truncated, bit rot) is regenerated with a warning; a freshly
+generated seed-0 set that differs from the recorded digest is refused (the generator would not give the benchmark
+the results were measured on).
 """
 
 from __future__ import annotations
 
+import hashlib
+import warnings
+from collections.abc import Mapping
 from functools import cache
 
 import numpy as np
 
-from ._store import atomic_save_npz, cache_dir
+from ._store import DatasetFileError, atomic_save_npz, cache_dir
 from .graphs import PackedGraphs
 from .registry import COUNTING_TARGETS
 
-__all__ = ["generate_graphs", "count_substructures", "counting_packed", "COUNTING_TARGETS"]
+__all__ = [
+    "COUNTING_TARGETS",
+    "KNOWN_SHA256",
+    "content_sha256",
+    "count_substructures",
+    "counting_packed",
+    "generate_graphs",
+]
 
 _VERSION = 1
 NUM_GRAPHS = 5000
 SPLIT_SIZES = (1500, 1000, 2500)
+#: content digest (:func:`content_sha256`) of the generated data per seed, as generated for the results in this repo
+KNOWN_SHA256 = {0: "f83ee618471d957d1536f552c333abe6df8492024c91671579ff32c55741ace0"}
+_DIGEST_KEY = "sha256"  # the digest stored in the cache file itself (checked for seeds without a known digest)
+
+
+def content_sha256(arrays: Mapping[str, np.ndarray]) -> str:
+    """sha256 over the arrays in key order: each key, dtype, shape and raw bytes (independent of the npz's zip)."""
+    h = hashlib.sha256()
+    for key in sorted(arrays):
+        a = np.ascontiguousarray(arrays[key])
+        h.update(f"{key}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def _random_regular(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
@@ -162,23 +190,47 @@ def _build(seed: int) -> dict[str, np.ndarray]:
     }
 
 
+def _read_cache(path, seed: int) -> dict[str, np.ndarray] | None:
+    """The cached arrays if the file is intact (its content digest is the expected one), else ``None``."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            z = {k: f[k] for k in f.files}
+    except Exception:  # unreadable/truncated cache (BadZipFile, OSError, ...)
+        z = None
+    if z is not None:
+        stored = str(z.pop(_DIGEST_KEY, ""))
+        digest = content_sha256(z)
+        expected = KNOWN_SHA256.get(seed, stored)
+        if int(z.get("version", -1)) == _VERSION and digest == expected:
+            return z
+    warnings.warn(
+        f"counting cache {path} is damaged or was edited (content checksum mismatch); regenerating it", stacklevel=3
+    )
+    return None
+
+
 @cache
 def counting_packed(seed: int = 0) -> tuple[PackedGraphs, dict[str, np.ndarray]]:
-    """The full generated dataset and its split lists, from the cache or freshly generated (and then cached)."""
+    """The full generated dataset and its split lists, from the verified cache or freshly generated (then cached).
+
+    Raises:
+        DatasetFileError: a freshly generated set differs from the digest recorded for its seed.
+    """
     path = cache_dir() / f"counting-v{_VERSION}-seed{seed}.npz"
-    z = None
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                z = {k: f[k] for k in f.files}
-            if int(z.get("version", -1)) != _VERSION:
-                z = None
-        except Exception:  # unreadable/truncated cache (BadZipFile, OSError, ...): regenerate
-            z = None
+    z = _read_cache(path, seed)
     if z is None:
         z = _build(seed)
+        digest = content_sha256(z)
+        if seed in KNOWN_SHA256 and digest != KNOWN_SHA256[seed]:
+            raise DatasetFileError(
+                f"the counting data generated for seed {seed} has content sha256 {digest}, expected "
+                f"{KNOWN_SHA256[seed]}: this NumPy's random streams differ from the pinned numpy<2 ones; "
+                f"install the pinned stack (pip install -e .)"
+            )
         try:
-            atomic_save_npz(path, **z)
+            atomic_save_npz(path, **z, **{_DIGEST_KEY: np.array(digest)})
         except OSError:
             pass  # read-only cache: just keep the in-memory copy
     counts = z["counts"]

@@ -66,7 +66,7 @@ def expressivity_pairs(name: str) -> PairList:
     if info.name == "exp":
         return PairList(ds, len(ds) // 2, lambda p: (2 * p, 2 * p + 1, {"pair": p}))
     if info.name == "brec":
-        cats = info.options["categories"]
+        cats: Sequence[str] = info.options["categories"]  # type: ignore[assignment]
         cat = ds.extras["category"]
         return PairList(ds, len(ds) // 2, lambda p: (2 * p, 2 * p + 1, {"pair": p, "category": cats[cat[2 * p]]}))
     if info.name == "csl":

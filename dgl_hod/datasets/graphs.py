@@ -76,14 +76,14 @@ class PackedGraphs:
     @classmethod
     def from_edge_lists(cls, num_nodes: Sequence[int], edge_lists: Sequence[np.ndarray], **kw):
         """Build from per-graph (2, E_k) local edge arrays."""
-        num_nodes = np.asarray(num_nodes, dtype=np.int64)
+        sizes = np.asarray(num_nodes, dtype=np.int64)
         counts = np.array([e.shape[1] for e in edge_lists], dtype=np.int64)
         ei = (
             np.concatenate([np.asarray(e, np.int64).reshape(2, -1) for e in edge_lists], axis=1)
             if len(edge_lists)
             else np.zeros((2, 0), np.int64)
         )
-        node_ptr = np.concatenate([[0], np.cumsum(num_nodes)])
+        node_ptr = np.concatenate([[0], np.cumsum(sizes)])
         edge_ptr = np.concatenate([[0], np.cumsum(counts)])
         return cls.from_arrays(node_ptr, edge_ptr, ei, **kw)
 
@@ -177,11 +177,7 @@ class GraphDataset:
                 f"index with an int, not {type(i).__name__}; use ds.subset(indices) or "
                 f"ds.batch(indices) for many graphs"
             ) from None
-        n = len(self)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(f"{self.name}[{self.split}] has {n} graphs; index {i} is out of range")
+        i = int(self.positions([i])[0])
         return self.graph(i), self.labels[i]
 
     def __iter__(self):
@@ -193,6 +189,34 @@ class GraphDataset:
             f"GraphDataset({self.name!r}, split={self.split!r}, graphs={len(self)}, nodes={int(p.node_ptr[-1])}, "
             f"edges={int(p.edge_ptr[-1])})"
         )
+
+    def positions(self, idx) -> np.ndarray:
+        """``idx`` (ints, an int array or tensor, or a boolean mask of length ``len(self)``) as positions ``>= 0``.
+
+        Negative indices count from the end, as in ``ds[-1]``.
+
+        Raises:
+            IndexError: an index outside ``[-len(self), len(self))`` (the message names it and the size).
+            TypeError: non-integer indices, or a boolean mask of the wrong length.
+        """
+        arr = np.asarray(idx.detach().cpu() if isinstance(idx, torch.Tensor) else idx).reshape(-1)
+        n = len(self)
+        if arr.dtype == np.bool_:
+            if len(arr) != n:
+                raise TypeError(f"a boolean mask over {self.name}[{self.split}] needs {n} entries, got {len(arr)}")
+            return np.flatnonzero(arr)
+        if arr.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        if arr.dtype.kind not in "iu":
+            raise TypeError(f"graph indices must be integers, got dtype {arr.dtype} (e.g. {arr[0]!r})")
+        arr = arr.astype(np.int64)
+        bad = (arr < -n) | (arr >= n)
+        if bad.any():
+            raise IndexError(
+                f"{self.name}[{self.split}] has {n} graphs; index {int(arr[bad][0])} is out of range "
+                f"(valid: -{n} to {n - 1})"
+            )
+        return np.where(arr < 0, arr + n, arr)
 
     # --- graphs ------------------------------------------------------------------------------------------------
     @property
@@ -216,8 +240,11 @@ class GraphDataset:
         return g
 
     def batch(self, idx) -> tuple[dgl.DGLGraph, torch.Tensor]:
-        """One batched graph for the graphs ``idx`` (same result as ``dgl.batch``), built without per-graph loops."""
-        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+        """One batched graph for the graphs ``idx`` (same result as ``dgl.batch``), built without per-graph loops.
+
+        ``idx``: as :meth:`positions` (negative indices count from the end, like ``ds[-1]``).
+        """
+        idx = self.positions(idx)
         sub = self.packed.subset(idx)
         nn, ne = np.diff(sub.node_ptr), np.diff(sub.edge_ptr)
         off = np.repeat(sub.node_ptr[:-1], ne)
@@ -231,5 +258,6 @@ class GraphDataset:
         return g, self.labels[torch.from_numpy(idx)]
 
     def subset(self, idx, split: str | None = None) -> GraphDataset:
-        idx = np.asarray(idx, dtype=np.int64)
+        """The graphs ``idx`` (as :meth:`positions`) as a new dataset named ``split`` (default: ``<split>[subset]``)."""
+        idx = self.positions(idx)
         return GraphDataset(self.info, split or f"{self.split}[subset]", self.packed.subset(idx), self.indices[idx])

@@ -53,15 +53,17 @@ def _select(
             raise ValueError(f"fold= applies to train/val/test splits of {info.name}, not to split='all'")
         return full, np.arange(full.num_graphs)
     if info.num_folds:
-        if fold is None or not 0 <= int(fold) < info.num_folds:
+        if not isinstance(fold, (int, np.integer)) or isinstance(fold, bool) or not 0 <= fold < info.num_folds:
             raise ValueError(
-                f"{info.name} has {info.num_folds} fold splits; pass fold=0..{info.num_folds - 1} "
+                f"{info.name} has {info.num_folds} fold splits; pass an int fold=0..{info.num_folds - 1} "
                 f"with split={split!r} (got fold={fold!r})"
             )
+        assert folds_rel is not None, f"{info.name}: fold-based loader without a folds file"
         idx = np.asarray(_json(folds_rel)["folds"][int(fold)][split], dtype=np.int64)
     else:
         if fold is not None:
             raise ValueError(f"{info.name} has fixed splits; fold= is not accepted")
+        assert split_lists is not None, f"{info.name}: fixed-split loader without split lists"
         idx = np.asarray(split_lists[split], dtype=np.int64)
     return full.subset(idx), idx
 
@@ -207,7 +209,8 @@ def _tu(ds: str, edge_labels: bool) -> PackedGraphs:
 
 
 def load_tu(info: DatasetInfo, split: str, fold=None):
-    return _select(info, _tu(info.options["tu"], info.options["edge_labels"]), split, fold, folds_rel=info.files[-1])
+    tu, edge_labels = str(info.options["tu"]), bool(info.options["edge_labels"])
+    return _select(info, _tu(tu, edge_labels), split, fold, folds_rel=info.files[-1])
 
 
 def load_counting(info: DatasetInfo, split: str, fold=None):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+
+from ..utils import did_you_mean
 
 __all__ = ["DatasetInfo", "REGISTRY", "list_datasets", "get_info", "canonical_split", "OGB_ATOM_DIMS", "OGB_BOND_DIMS"]
 
@@ -276,9 +277,7 @@ def get_info(name: str) -> DatasetInfo:
         return REGISTRY[key]
     if key in USER_INFOS:
         return USER_INFOS[key]
-    close = difflib.get_close_matches(key, list(REGISTRY), n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-    raise KeyError(f"Unknown dataset {name!r}.{hint} Available: {', '.join(REGISTRY)}.")
+    raise KeyError(f"Unknown dataset {name!r}.{did_you_mean(key, REGISTRY)} Available: {', '.join(REGISTRY)}.")
 
 
 def canonical_split(info: DatasetInfo, split: str | None) -> str:
@@ -288,6 +287,6 @@ def canonical_split(info: DatasetInfo, split: str | None) -> str:
     if split in info.splits:
         return split
     alias = _SPLIT_ALIASES.get(split)
-    if alias in info.splits:
+    if alias is not None and alias in info.splits:
         return alias
     raise ValueError(f"{info.name} has splits {sorted(set(info.splits) | {'all'})}; got {split!r}")
