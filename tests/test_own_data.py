@@ -6,6 +6,7 @@ split files were built by OGB's own ``smiles2graph`` / the ZINC recipe under RDK
 
 from __future__ import annotations
 
+import json
 import pickle
 import sys
 import warnings
@@ -370,13 +371,46 @@ def test_evaluate_molecules_reproduces_the_builtin_metric_and_refuses_other_task
 
 
 def test_models_that_do_not_read_molecules_are_refused():
-    from types import SimpleNamespace
-
     from dgl_hod.own_data import featurizer_for
 
-    entry = SimpleNamespace(name="gin-mutag", dataset="mutag", config={"node_vocab": [7], "edge_vocab": [4]})
-    with pytest.raises(UserDataError, match="cannot read molecules from SMILES.*from_graphs"):
-        featurizer_for(entry)
-    assert (
-        featurizer_for(SimpleNamespace(name="x", dataset="d", config={"node_vocab": [28], "edge_vocab": [4]})) == "zinc"
-    )
+    with pytest.raises(
+        UserDataError, match="gin-mutag reads node_vocab=.*cannot read molecules from SMILES.*from_graphs"
+    ):
+        featurizer_for({"node_vocab": [7], "edge_vocab": [4]}, "gin-mutag")
+    assert featurizer_for({"node_vocab": [28], "edge_vocab": [4]}) == "zinc"
+    assert featurizer_for({"node_vocab": list(get_info("ogbg-molhiv").node_feat_dims), "edge_vocab": None}) == "ogb"
+
+
+def test_finetune_on_user_molecules_then_predict_and_evaluate_the_run(tmp_path):
+    from dgl_hod.own_data import DATA_SPEC, evaluate_molecules, load_predictor, predict_molecules, register_molecules
+    from dgl_hod.train import train
+
+    table = pd.read_csv(_csv("ogbg/molbace/smiles_labels.csv")).iloc[::30].head(50)
+    table = table.rename(columns={"Class": "active"}).reset_index(drop=True)
+    table.loc[3, "smiles"] = "C1CC"
+    csv = tmp_path / "assay.csv"
+    table.to_csv(csv, index=False)
+    run = tmp_path / "run"
+    with pytest.warns(UserWarning, match="skipped 1 of 50"):
+        name = register_molecules(csv, "smiles", ["active"], "binary", split="random", out_dir=run)
+    try:
+        assert name == "user-assay" and get_info(name).splits["train"] == 39
+        rec = train(None, name, out_dir=run, finetune="hod-gnn-k1-molhiv", epochs=1, progress=False, log=False)
+        assert rec["dataset"] == name and rec["finetuned_from"]["zoo_model"] == "hod-gnn-k1-molhiv"
+    finally:
+        unregister_dataset(name)
+    spec = json.loads((run / DATA_SPEC).read_text())
+    assert spec["label_columns"] == ["active"] and spec["featurizer"] == "ogb" and spec["num_skipped"] == 1
+    assert pd.read_csv(run / "skipped.csv")["row"].tolist() == [3]
+    with pytest.warns(UserWarning):
+        res = predict_molecules(run, csv, "smiles", out=tmp_path / "pred.csv")
+    assert res.columns.tolist() == ["row", "smiles", "active_probability"] and len(res) == 49
+    p = load_predictor(run)
+    ds = from_smiles(table.drop(index=3), "smiles", featurizer="ogb", split=None)
+    g, _ = ds.batch(range(len(ds)))
+    expected = torch.sigmoid(p.model(g, g.ndata["feat"], g.edata["feat"])[:, 0]).detach().numpy()
+    np.testing.assert_allclose(res["active_probability"].to_numpy(), expected, atol=1e-6)
+    with pytest.warns(UserWarning):
+        ev = evaluate_molecules(run, csv, "smiles", ["active"], split_by="random", split="test")
+    assert ev["metric"] == "rocauc" and ev["num_graphs"] == 5
+    assert ev["rocauc"] == pytest.approx(rec["metrics"]["test_at_best_val"], abs=1e-6)
