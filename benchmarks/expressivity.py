@@ -1,5 +1,7 @@
 """Expressivity suite: EXP /600, CSL classes /10, SR25 /105, BREC per category /400, for several models.
 
+BREC's 400 pairs by category: basic 60, regular 50, str 50, extension 100, cfi 100, 4vtx 20, dr 20.
+
 Each model is built at random initialisation (``torch.manual_seed(seed)``), in float64 and eval mode, and judged by
 the reliability protocol of :mod:`dgl_hod.expressivity` (``--num-perms`` random relabelings per graph, threshold
 ``--tau`` times the relabeling spread, relative floor ``--rho``).  ``--time-limit`` caps each (model, set) run; the
@@ -64,6 +66,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     from dgl_hod.expressivity import expressivity_counts, format_table, model_factory
     from dgl_hod.train import machine_string, set_threads
+    from dgl_hod.utils import atomic_write_bytes
 
     set_threads(a.threads)
 
@@ -94,9 +97,10 @@ def main(argv=None) -> int:
     table = format_table({k: {s: v for s, v in r.items() if s != "model"} for k, r in results.items()})
     text = header + "\n\n" + table
     print(text)
-    a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / f"{a.name}.md").write_text(text + "\n")
-    (a.out / f"{a.name}.json").write_text(json.dumps({"machine": machine, "results": results}, indent=2))
+    atomic_write_bytes(a.out / f"{a.name}.md", (text + "\n").encode())
+    atomic_write_bytes(
+        a.out / f"{a.name}.json", json.dumps({"machine": machine, "results": results}, indent=2).encode()
+    )
     return 0
 
 

@@ -6,7 +6,7 @@ For any :class:`~dgl_hod.archs.base.GraphModel` (randomly initialised with a fix
 * ``csl``: CSL classes separated, out of 10 (a class counts when its representative is distinguished from the
   representatives of all 9 other classes; the 45 pairs are reported too);
 * ``sr25``: SR25 pairs distinguished, out of 105;
-* ``brec``: BREC pairs distinguished, per category (basic 60, regular 140, str 50, extension 100, cfi 100, 4vtx 20,
+* ``brec``: BREC pairs distinguished, per category (basic 60, regular 50, str 50, extension 100, cfi 100, 4vtx 20,
   dr 20; 400 in all).
 
 **Reliability protocol** (in the spirit of BREC's reliability check).  Each graph of a pair is relabelled by
