@@ -1,27 +1,45 @@
-"""``dgl-hod`` command line: list / info / eval / train / finetune / bench / expressivity / demo.
+"""``dgl-hod`` command line: list / info / eval / train / finetune / bench / expressivity / demo / package.
 
 dgl-hod list [PATTERN] [--json]
 dgl-hod info NAME [--json]
-dgl-hod eval NAME [--split test] [--json]        # recompute the metric, compare with zoo.yaml
+dgl-hod eval NAME [--split test] [--json] [--tolerance 1e-4]   # recompute the metric; exit 1 if != zoo.yaml
 dgl-hod train ARCH --dataset D [--config JSON] [--time-budget S] --out DIR [--resume]
 dgl-hod finetune NAME --dataset D --out DIR [--freeze base] [--body-lr-scale 0.1] [--time-budget S]
 dgl-hod bench [--quick]                            # derivative-jet benchmark (benchmarks/bench_jets.py)
 dgl-hod expressivity [...]                         # expressivity suite (benchmarks/expressivity.py)
-dgl-hod demo                                       # the README's main job
-dgl-hod package runs/NAME [runs/NAME-s1 ...] --name NAME   # finished run(s), one per seed -> zoo.yaml + models/
+dgl-hod demo                                       # the README's main job; exit 1 if it disagrees with zoo.yaml
+dgl-hod package runs/NAME [runs/NAME-s1 ...] --name NAME [--replace]   # finished run(s) -> zoo.yaml + models/
+
+Every error is one line on stderr naming the input and the fix, with exit status 2 (1: a recomputed metric
+disagrees with zoo.yaml); set ``DGL_HOD_DEBUG=1`` to see the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import runpy
 import sys
 from pathlib import Path
 
-from . import zoo as Z
+from . import zoo as zoo_registry
+from .resources import PACKAGE_DIR, in_checkout
+from .zoo import ZooEntry
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = PACKAGE_DIR.parent
+
+#: default for ``eval --tolerance`` and ``demo``: the recorded values are rounded to 1e-6, and a recomputation on
+#: another machine or thread count differs by float rounding only (~1e-6); an edited model differs by far more
+EVAL_TOLERANCE = 1e-4
+
+#: commands whose arguments belong to another parser (the trainer or a benchmark script)
+PASSTHROUGH = ("train", "finetune", "bench", "expressivity")
+
+
+class CLIError(Exception):
+    """A user error with a one-line message (printed without a traceback)."""
 
 
 def _print_table(rows: list[dict], columns: list[str]) -> None:
@@ -32,7 +50,7 @@ def _print_table(rows: list[dict], columns: list[str]) -> None:
         print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns))
 
 
-def _value(entry: Z.ZooEntry, split: str) -> str:
+def _value(entry: ZooEntry, split: str) -> str:
     """``mean`` or ``mean ± std`` (several seeds) of a split's metric ("" when not recorded)."""
     m = entry.metrics.get(split, {})
     if not m:
@@ -44,13 +62,13 @@ def _value(entry: Z.ZooEntry, split: str) -> str:
     return text
 
 
-def _metric_summary(entry: Z.ZooEntry, split: str = "test") -> str:
+def _metric_summary(entry: ZooEntry, split: str = "test") -> str:
     """The metric's name and :func:`_value`, e.g. ``mae 0.2000 ± 0.0085``."""
     return f"{entry.metrics.get(split, {}).get('metric', '')} {_value(entry, split)}".strip()
 
 
-def cmd_list(args) -> int:
-    zoo = Z.default_zoo()
+def cmd_list(args: argparse.Namespace) -> int:
+    zoo = zoo_registry.default_zoo()
     names = zoo.list_models(args.pattern)
     rows = []
     for n in names:
@@ -72,7 +90,7 @@ def cmd_list(args) -> int:
         print("| model | arch | params | val | test | seeds | epochs | s/epoch | budget (s) |")
         print("|---|---|---|---|---|---|---|---|---|")
         for r in rows:
-            e = zoo.model_info(r["name"])
+            e = zoo.model_info(str(r["name"]))
             rec = e.recipe
             print(
                 f"| `{r['name']}` | {r['arch']} | {r['params']:,} | {r['val']} | {r['test']} | "
@@ -84,9 +102,9 @@ def cmd_list(args) -> int:
     return 0
 
 
-def cmd_info(args) -> int:
-    entry = Z.model_info(args.name)
-    d = {"name": entry.name, **entry.to_dict()}
+def cmd_info(args: argparse.Namespace) -> int:
+    entry = zoo_registry.model_info(args.name)
+    d = {"name": entry.name, "num_tasks": entry.num_tasks, **entry.to_dict()}
     d.get("reference", {}).pop("output", None)
     if args.json:
         print(json.dumps(d, indent=2, default=str))
@@ -97,73 +115,118 @@ def cmd_info(args) -> int:
     return 0
 
 
-def evaluate_entry(name: str, split: str = "test", batch_size: int = 128, progress: bool = True) -> dict:
-    """Load zoo model ``name``, recompute its metric on ``split`` and compare with the recorded value."""
+def evaluate_entry(
+    name: str,
+    split: str = "test",
+    batch_size: int = 128,
+    progress: bool = True,
+    tolerance: float = EVAL_TOLERANCE,
+) -> dict:
+    """Load zoo model ``name``, recompute its metric on ``split`` and compare with the recorded value.
+
+    The result has ``recorded``, ``abs_diff`` and ``agrees`` (``abs_diff <= tolerance``) when zoo.yaml records the
+    split's metric.
+    """
     from .evaluation import evaluate
 
-    entry = Z.model_info(name)
-    model = Z.load_model(name)
-    result = evaluate(model, entry.dataset, split, batch_size=batch_size, progress=progress)
+    if batch_size < 1:
+        raise CLIError(f"--batch-size {batch_size}: give a positive number of graphs per batch, e.g. 128")
+    entry = zoo_registry.model_info(name)
+    model = zoo_registry.load_model(name)
+    fold = entry.recipe.get("fold") if split not in (None, "all") else None  # csl/mutag/proteins: the entry's fold
+    result = evaluate(model, entry.dataset, split, fold=fold, batch_size=batch_size, progress=progress)
     recorded = entry.metrics.get(split if split != "valid" else "val", {})
     out = {"name": name, "dataset": entry.dataset, "split": split, **result}
     if recorded:
         # the shipped file's own value (with several seeds, "mean" is over all of them)
         out["recorded"] = recorded.get("weights_value", recorded.get("mean"))
         metric = result["metric"]
-        out["abs_diff"] = abs(result[metric] - out["recorded"]) if recorded.get("metric") == metric else None
+        if recorded.get("metric") == metric:
+            out["abs_diff"] = abs(result[metric] - out["recorded"])
+            out["tolerance"] = tolerance
+            out["agrees"] = bool(out["abs_diff"] <= tolerance)  # NaN disagrees
     return out
 
 
-def cmd_eval(args) -> int:
-    res = evaluate_entry(args.name, args.split, args.batch_size, progress=not args.json)
+def _disagreement(res: dict) -> str:
+    metric = res["metric"]
+    return (
+        f"{res['name']}: recomputed {res['split']} {metric} {res[metric]:.6f} differs from zoo.yaml's "
+        f"{res['recorded']:.6f} by {res['abs_diff']:.2e} > {res['tolerance']:g}: the model, its config or the data "
+        f"changed; restore them (`git checkout -- zoo.yaml models/ datasets/`) or package the run again"
+    )
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    if not (args.tolerance >= 0 and math.isfinite(args.tolerance)):
+        raise CLIError(f"--tolerance {args.tolerance}: give a finite number >= 0, e.g. 1e-4")
+    res = evaluate_entry(args.name, args.split, args.batch_size, progress=not args.json, tolerance=args.tolerance)
     if args.json:
         print(json.dumps(res, indent=2))
-        return 0
-    metric = res["metric"]
-    line = f"{res['name']} on {res['dataset']}/{res['split']}: {metric} = {res[metric]:.6f}"
-    if "recorded" in res:
-        line += f"   (zoo.yaml: {res['recorded']:.6f}, |diff| = {res['abs_diff']:.2e})"
-    print(line)
+    else:
+        metric = res["metric"]
+        line = f"{res['name']} on {res['dataset']}/{res['split']}: {metric} = {res[metric]:.6f}"
+        if "recorded" in res:
+            line += f"   (zoo.yaml: {res['recorded']:.6f}, |diff| = {res.get('abs_diff', float('nan')):.2e})"
+        print(line)
+    if res.get("agrees") is False:
+        print(f"dgl-hod eval: {_disagreement(res)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _benchmark_script(name: str) -> Path:
+    path = ROOT / "benchmarks" / name
+    if not in_checkout() or not path.is_file():
+        raise CLIError(
+            f"benchmarks/{name} is not installed with the package: run this command from a source checkout of "
+            f"dgl-hod (git clone, then `make install`)"
+        )
+    return path
 
 
 def _run_script(path: Path, argv: list[str]) -> int:
-    if not path.exists():
-        print(f"{path} not found: run this from a source checkout of dgl-hod", file=sys.stderr)
-        return 2
-    old = sys.argv
+    """Run a benchmark script as ``__main__`` with its own folder importable (it imports its sibling helpers)."""
+    old_argv, old_path = sys.argv, list(sys.path)
     sys.argv = [str(path), *argv]
+    sys.path.insert(0, str(path.parent))
     try:
         runpy.run_path(str(path), run_name="__main__")
     except SystemExit as exc:
-        return int(exc.code or 0)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
-        sys.argv = old
+        sys.argv, sys.path[:] = old_argv, old_path
     return 0
 
 
-def cmd_train(args, extra: list[str]) -> int:
+def _passthrough(command: str, argv: list[str]) -> int:
+    """``train`` / ``finetune`` / ``bench`` / ``expressivity``: their own parser reads every argument (and --help)."""
+    if command == "bench":
+        return _run_script(_benchmark_script("bench_jets.py"), argv)
+    if command == "expressivity":
+        return _run_script(_benchmark_script("expressivity.py"), argv)
     from . import train
 
-    return train.main([args.arch, *extra]) or 0
+    if command == "train":
+        return train.main(argv) or 0
+    if not argv or argv[0].startswith("-"):  # `dgl-hod finetune --help` (or a missing NAME)
+        if not {"-h", "--help"} & set(argv):
+            raise CLIError("finetune needs the zoo model first: dgl-hod finetune NAME --dataset D --out DIR")
+        print("usage: dgl-hod finetune NAME --dataset D --out DIR [trainer options]; the trainer's options:\n")
+        return train.main(["--help"]) or 0
+    return train.main(["--finetune", argv[0], *argv[1:]]) or 0
 
 
-def cmd_bench(args, extra: list[str]) -> int:
-    return _run_script(ROOT / "benchmarks" / "bench_jets.py", extra)
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The README's main job: evaluate hod-gnn-k2-zinc on the ZINC-12k test split + the ZINC zoo table.
 
-
-def cmd_expressivity(args, extra: list[str]) -> int:
-    return _run_script(ROOT / "benchmarks" / "expressivity.py", extra)
-
-
-def cmd_demo(args) -> int:
-    """The README's main job: evaluate hod-gnn-k2-zinc on the ZINC-12k test split + the ZINC zoo table."""
-    zoo = Z.default_zoo()
+    Exits 1, loudly, when the recomputed value disagrees with zoo.yaml.
+    """
+    zoo = zoo_registry.default_zoo()
     headline = "hod-gnn-k2-zinc"
     names = zoo.list_models("*-zinc", pretrained=True)
     if not names:
-        print("no pretrained ZINC models in zoo.yaml", file=sys.stderr)
-        return 1
+        raise CLIError(f"no pretrained ZINC models in {zoo.path}: restore zoo.yaml and models/")
     if headline not in names:
         headline = names[0]
     res = evaluate_entry(headline, "test")
@@ -189,11 +252,23 @@ def cmd_demo(args) -> int:
             }
         )
     _print_table(rows, list(rows[0]))
+    if res.get("agrees") is not True:
+        why = _disagreement(res) if "abs_diff" in res else f"{headline}: zoo.yaml records no test {metric}"
+        print(f"\nDEMO FAILED -- {why}", file=sys.stderr)
+        return 1
     return 0
 
 
-def cmd_package(args) -> int:
-    entry = Z.package_run(args.run_dirs, args.name, notes=args.notes)
+def cmd_package(args: argparse.Namespace) -> int:
+    for run in args.run_dirs:
+        if not (Path(run) / "record.json").is_file():
+            what = "does not exist" if not Path(run).exists() else "has no record.json (the run has not finished)"
+            raise CLIError(f"package: run folder {run} {what}; give the --out folder of a finished training run")
+    zoo = zoo_registry.default_zoo()
+    zoo.check_new_name(args.name, replace=args.replace)
+    if args.replace and zoo.path.exists() and args.name in zoo.entries:
+        print(f"replacing {zoo.describe(args.name)}", file=sys.stderr)
+    entry = zoo_registry.package_run(args.run_dirs, args.name, zoo=zoo, notes=args.notes, replace=args.replace)
     print(
         f"packaged {' '.join(args.run_dirs)} as {entry.name}: {entry.weights} sha256 {entry.sha256[:12]}..., "
         f"val {entry.metrics['val']['mean']}, test {entry.metrics['test']['mean']}"
@@ -201,9 +276,15 @@ def cmd_package(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        """One line (argparse prints the usage first): what is wrong and where the help is."""
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dgl-hod", description="HOD-GNN model zoo on DGL")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _Parser(prog="dgl-hod", description="HOD-GNN model zoo on DGL")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     s = sub.add_parser("list", help="list zoo models")
     s.add_argument("pattern", nargs="?", default="*")
     s.add_argument("--json", action="store_true")
@@ -211,18 +292,22 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("info", help="show a zoo entry")
     s.add_argument("name")
     s.add_argument("--json", action="store_true")
-    s = sub.add_parser("eval", help="recompute a zoo model's metric and compare with zoo.yaml")
+    s = sub.add_parser("eval", help="recompute a zoo model's metric; exit 1 if it differs from zoo.yaml")
     s.add_argument("name")
     s.add_argument("--split", default="test")
     s.add_argument("--batch-size", type=int, default=128)
+    s.add_argument(
+        "--tolerance",
+        type=float,
+        default=EVAL_TOLERANCE,
+        help=f"largest accepted |recomputed - zoo.yaml| (default {EVAL_TOLERANCE:g})",
+    )
     s.add_argument("--json", action="store_true")
-    s = sub.add_parser("train", help="train an architecture (see python -m dgl_hod.train --help)", add_help=False)
-    s.add_argument("arch")
-    s = sub.add_parser("finetune", help="fine-tune a zoo model (see python -m dgl_hod.train --help)", add_help=False)
-    s.add_argument("name")
-    sub.add_parser("bench", help="derivative-jet benchmark", add_help=False)
-    sub.add_parser("expressivity", help="expressivity suite", add_help=False)
-    sub.add_parser("demo", help="the README's main job")
+    sub.add_parser("train", help="train an architecture (dgl-hod train --help)", add_help=False)
+    sub.add_parser("finetune", help="fine-tune a zoo model (dgl-hod finetune --help)", add_help=False)
+    sub.add_parser("bench", help="derivative-jet benchmark (source checkout)", add_help=False)
+    sub.add_parser("expressivity", help="expressivity suite (source checkout)", add_help=False)
+    sub.add_parser("demo", help="the README's main job (exit 1 if it disagrees with zoo.yaml)")
     s = sub.add_parser("package", help="add a finished training run (runs/NAME) to zoo.yaml and models/")
     s.add_argument(
         "run_dirs",
@@ -230,29 +315,64 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="a finished run, or several seeds of one recipe (the first one's weights are shipped)",
     )
-    s.add_argument("--name", required=True)
+    s.add_argument("--name", required=True, help="hod-gnn-k{K}[-m{M}][-d{T}]-{dataset} or {arch}-{dataset}")
+    s.add_argument("--replace", action="store_true", help="replace an existing entry of that name (and its weights)")
     s.add_argument("--notes", default="")
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    simple = {"list": cmd_list, "info": cmd_info, "eval": cmd_eval, "demo": cmd_demo, "package": cmd_package}
-    if args.command in simple:
-        if extra:
-            parser.error(f"unrecognised arguments: {' '.join(extra)}")
-        try:
-            return simple[args.command](args)
-        except (KeyError, Z.WeightsError, FileNotFoundError, ValueError) as exc:
-            print(f"dgl-hod {args.command}: {exc.args[0] if exc.args else exc}", file=sys.stderr)
-            return 2
-    if args.command == "finetune":
-        from . import train
+#: errors a user can cause (bad input, edited or missing files): printed as one line, exit 2
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    CLIError,
+    KeyError,
+    ValueError,
+    TypeError,
+    OSError,
+    zoo_registry.WeightsError,
+)
 
-        return train.main(["--finetune", args.name, *extra]) or 0
-    return {"train": cmd_train, "bench": cmd_bench, "expressivity": cmd_expressivity}[args.command](args, extra)
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    extra: list[type[BaseException]] = []
+    try:
+        from .datasets import DatasetFileError
+
+        extra.append(DatasetFileError)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from .nn.base_mpnn import JetMemoryError
+
+        extra.append(JetMemoryError)
+    except ImportError:  # pragma: no cover
+        pass
+    return USER_ERRORS + tuple(extra)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    return " ".join(text.split()) or type(exc).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one ``dgl-hod`` command; returns the exit status (errors: one line on stderr, no traceback)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = argv[0] if argv else None
+    try:
+        if command in PASSTHROUGH:
+            return _passthrough(command, argv[1:])
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        simple = {"list": cmd_list, "info": cmd_info, "eval": cmd_eval, "demo": cmd_demo, "package": cmd_package}
+        return simple[args.command](args)
+    except _user_errors() as exc:
+        if os.environ.get("DGL_HOD_DEBUG"):
+            raise
+        print(f"dgl-hod {command}: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dgl-hod {command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -53,9 +53,9 @@ def permute_graph(g: dgl.DGLGraph, perm: torch.Tensor) -> dgl.DGLGraph:
 
 def model_factory(arch: str, **config) -> Callable[[str], nn.Module]:
     """A factory ``name -> model`` for :func:`expressivity_counts`: ``create_model(arch, **config)`` with the
-    dataset's vocabularies filled in (see :mod:`dgl_hod.train`).
+    dataset's vocabularies filled in (see :func:`dgl_hod.archs.build.build_model`).
     """
-    from .train import build_model
+    from .archs.build import build_model
 
     def make(dataset: str) -> nn.Module:
         return build_model(arch, dataset, dict(config))[0]

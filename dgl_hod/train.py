@@ -1,32 +1,36 @@
 r"""Generic trainer for every registered architecture on every labelled dataset, with resumable checkpoints.
 
->>> from dgl_hod.train import train
->>> record = train("hod-gnn", "zinc12k", {"order": 1}, "runs/k1", time_budget_s=1200)   # doctest: +SKIP
+>>> from dgl_hod.train import Recipe, train
+>>> record = train("hod-gnn", "zinc12k", {"order": 1}, "runs/k1", time_budget_s=1200)  # doctest: +SKIP
+>>> record = train("gine", "zinc12k", {}, "runs/g", Recipe(epochs=10, lr=3e-3))  # doctest: +SKIP
 
 or ``python -m dgl_hod.train hod-gnn --dataset zinc12k --config '{"order": 1}' --time-budget 1200 --out runs/k1``.
+The settings are one :class:`Recipe`; a run is a sequence of small named steps (:func:`load_splits`,
+:func:`build_or_load_model`, :func:`parameter_groups`, :func:`restore_or_start`, :func:`run_epoch`,
+:func:`plan_epochs`, :func:`_finish`). ``docs/training.md`` describes the recipe, the schedule, checkpoints,
+resuming, locking and the outputs.
 
 **Recipe.** AdamW; learning rate: linear warm-up over ``warmup_epochs`` epochs, then cosine decay to
-``min_lr_ratio * lr`` at the end of the planned epochs (updated every step).  Loss by task: L1 for MAE-judged
+``min_lr_ratio * lr`` at the end of the planned epochs (updated every step). Loss by task: L1 for MAE-judged
 regression (ZINC), MSE for RMSE-judged regression, BCE-with-logits masked on NaN labels for binary tasks, cross
-entropy for multi-class.  Validation and test metrics (the dataset's :class:`~dgl_hod.datasets.Evaluator`) after
-every epoch; the weights of the best validation epoch are kept, and the test metric *at that epoch* is reported.
+entropy for multi-class. Validation and test metrics (:func:`dgl_hod.evaluation.evaluate`) after every epoch; the
+weights of the best validation epoch are kept, and the test metric *at that epoch* is reported.
 
-**Config auto-fill.**  If the architecture's config dataclass has the fields ``node_vocab``, ``edge_vocab``,
-``num_tasks`` and they are not given, they are filled from :func:`~dgl_hod.datasets.get_info` (``edge_vocab`` is
-``None`` for datasets whose edges carry no information, i.e. ``edge_feat_dims == (1,)``, and ``num_tasks`` is the
-number of classes for multi-class sets).
-
-**Time budget.**  With ``time_budget_s`` and no ``epochs``: epoch 1 runs the warm-up (``warmup_epochs`` is forced to
+**Time budget.** With ``time_budget_s`` and no ``epochs``: epoch 1 runs the warm-up (``warmup_epochs`` is forced to
 1), its wall time ``t1`` (training + evaluation) fixes the plan ``planned_epochs = max(1, floor(0.97 * budget / t1))``
-and the cosine runs over the planned epochs.  Before each later epoch the trainer stops if the mean epoch time so
-far would overrun the budget.  ``record.json`` states the plan, the rule and the epochs actually run.
+and the cosine runs over the planned epochs. Before each later epoch the trainer stops if the mean epoch time so
+far would overrun the budget.
 
-**Checkpoints.**  After every epoch ``out_dir/checkpoint.pt`` is rewritten atomically (temporary file + ``os.replace``)
-with the model, optimizer, step counter, planned epochs, RNG states, history, best-so-far weights and elapsed time.
-``resume=True`` continues from it (a killed run loses at most the epoch in progress); a truncated or corrupt
-checkpoint raises :class:`CheckpointError`.  The epoch's shuffling is a function of ``(seed, epoch)`` only.
+**Checkpoints.** After every epoch ``out_dir/checkpoint.safetensors`` is rewritten atomically: the model, the
+optimizer's tensors, the best weights and the RNG states (as uint8 tensors) in safetensors, everything else as JSON
+in its metadata. Nothing is ever unpickled; an old pickle ``checkpoint.pt`` is refused, never opened.
+``resume=True`` continues bit for bit (a killed run loses at most the epoch in progress). The epoch's batches are a
+function of ``(seed, epoch)`` only (:func:`epoch_batches`), which a distributed sampler can shard by rank.
 
-**Outputs.**  ``out_dir/best.safetensors`` (best-validation weights) and ``out_dir/record.json`` (arch, full config,
+**Run folder.** One trainer at a time: an exclusive lock (``out_dir/.lock``, holding the pid); a folder that holds
+finished outputs is not started over unless ``overwrite=True``.
+
+**Outputs.** ``out_dir/best.safetensors`` (best-validation weights) and ``out_dir/record.json`` (arch, full config,
 dataset, parameters, recipe, timings, machine, metrics).
 """
 
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import fcntl
 import json
 import math
 import os
@@ -41,26 +46,170 @@ import platform
 import random
 import sys
 import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-__all__ = ["train", "CheckpointError", "evaluate", "build_model", "machine_string", "lr_factor", "set_threads", "main"]
+from .archs.build import build_model, check_vocab_fits, fill_config
+from .datasets import Evaluator, GraphDataset
+from .evaluation import check_batch_size, check_fold, evaluate
+from .utils import atomic_write_bytes, did_you_mean
 
-CHECKPOINT = "checkpoint.pt"
-CHECKPOINT_VERSION = 1
-HIGHER_IS_BETTER = {"mae": False, "rmse": False, "rocauc": True, "ap": True, "accuracy": True}
+__all__ = [
+    "CHECKPOINT",
+    "CheckpointError",
+    "Recipe",
+    "RunLock",
+    "RunLockedError",
+    "build_model",
+    "build_or_load_model",
+    "epoch_batches",
+    "evaluate",
+    "load_splits",
+    "lr_factor",
+    "machine_string",
+    "main",
+    "parameter_groups",
+    "plan_epochs",
+    "restore_or_start",
+    "run_epoch",
+    "set_threads",
+    "train",
+    "validation_split",
+]
+
+CHECKPOINT = "checkpoint.safetensors"
+LEGACY_CHECKPOINT = "checkpoint.pt"  # pickle checkpoints of dgl-hod <= 0.x: refused, never opened
+CHECKPOINT_FORMAT = "dgl_hod.train checkpoint"
+CHECKPOINT_VERSION = 2
+LOCK_FILE = ".lock"
+OUTPUTS = ("record.json", "best.safetensors")
+
+#: test-only hook: stop (as if killed) once this many epochs ran in one call, after their checkpoint is written
+_STOP_AFTER_EPOCHS: int | None = None
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint could not be read (truncated, corrupt) or does not belong to this run."""
+    """A checkpoint could not be read (truncated, corrupt, a pickle file) or does not belong to this run."""
+
+
+class RunLockedError(RuntimeError):
+    """Another live process is training in the same run folder."""
+
+
+class _SimulatedKill(Exception):
+    """Raised by the test-only ``_STOP_AFTER_EPOCHS`` hook: the run stops as if killed after a checkpoint."""
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# the recipe
+# ---------------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Recipe:
+    """Every setting of a training run except the architecture, its config, the dataset and the output folder.
+
+    Give ``epochs``, ``time_budget_s`` or both (then ``epochs`` is the plan and the budget a hard stop).
+    ``max_train_graphs`` / ``max_eval_graphs`` use only the first graphs of the (shuffled with ``seed``) train split /
+    of val and test (smoke tests). ``finetune`` names a zoo model to start from (its arch and config are used; the
+    head is re-initialised when the dataset is not the entry's); ``freeze`` is ``"base"``, ``"encoder"``,
+    ``"all-but-head"`` or a parameter-name prefix; ``body_lr_scale`` trains everything but the head at
+    ``lr * body_lr_scale`` (0 < scale <= 1). Invalid values raise ``ValueError`` naming the setting and the fix.
+
+    Example:
+        >>> Recipe(epochs=10).warmup_epochs_used
+        1
+        >>> Recipe(batch_size=0, epochs=1)
+        Traceback (most recent call last):
+        ...
+        ValueError: batch_size (--batch-size) must be a positive integer (e.g. 32), got 0
+    """
+
+    epochs: int | None = None
+    time_budget_s: float | None = None
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    warmup_epochs: int = 1
+    min_lr_ratio: float = 0.0
+    grad_clip: float = 5.0
+    seed: int = 0
+    threads: int = 1
+    eval_batch_size: int = 128
+    fold: int | None = None
+    max_train_graphs: int | None = None
+    max_eval_graphs: int | None = None
+    finetune: str | None = None
+    freeze: str | None = None
+    body_lr_scale: float = 1.0
+    optimizer: str = "AdamW"
+
+    def __post_init__(self) -> None:
+        _check_schedule(self)
+        for name, example in (("batch_size", 32), ("eval_batch_size", 128), ("threads", 1)):
+            check_batch_size(getattr(self, name), f"{name} (--{name.replace('_', '-')})", example)
+        for name in ("max_train_graphs", "max_eval_graphs"):
+            if getattr(self, name) is not None:
+                check_batch_size(getattr(self, name), f"{name} (--{name.replace('_', '-')})", 64)
+        if not 0.0 < self.body_lr_scale <= 1.0:
+            raise ValueError(
+                f"body_lr_scale (--body-lr-scale) must be in (0, 1], got {self.body_lr_scale!r}; "
+                "use freeze= to stop training the body altogether"
+            )
+        if self.body_lr_scale != 1.0 and self.finetune is None:
+            raise ValueError(
+                "body_lr_scale only applies when fine-tuning (finetune=ZOO_MODEL): a model trained from "
+                "scratch has no pretrained body"
+            )
+        if self.freeze is not None and self.finetune is None:
+            raise ValueError("freeze (--freeze) only applies when fine-tuning (finetune=ZOO_MODEL / --finetune)")
+        if self.optimizer != "AdamW":
+            raise ValueError(f"optimizer must be 'AdamW' (the only one implemented), got {self.optimizer!r}")
+
+    @property
+    def warmup_epochs_used(self) -> int:
+        """``warmup_epochs``, or 1 for a budget-only run (the plan is fixed after the warm-up epoch)."""
+        return 1 if self.time_budget_s is not None and self.epochs is None else self.warmup_epochs
+
+    @classmethod
+    def from_kwargs(cls, recipe: Recipe | None, overrides: Mapping[str, Any]) -> Recipe:
+        """``recipe`` (default: ``Recipe()``) with ``overrides`` replaced; an unknown name is a ``TypeError``."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(overrides) - set(names))
+        if unknown:
+            hints = "".join(did_you_mean(k, names) for k in unknown)
+            raise TypeError(f"train() got unknown recipe setting(s) {unknown}.{hints} Recipe fields: {names}")
+        return cls(**overrides) if recipe is None else dataclasses.replace(recipe, **overrides)
+
+
+def _check_schedule(r: Recipe) -> None:
+    if r.time_budget_s is None and r.epochs is None:
+        raise ValueError("give epochs=..., time_budget_s=..., or both (--epochs N / --time-budget SECONDS)")
+    if r.epochs is not None and (isinstance(r.epochs, bool) or not isinstance(r.epochs, int) or r.epochs < 1):
+        raise ValueError(f"epochs (--epochs) must be a positive integer, got {r.epochs!r}")
+    if r.time_budget_s is not None and not r.time_budget_s > 0:
+        raise ValueError(f"time_budget_s (--time-budget) must be positive seconds, got {r.time_budget_s!r}")
+    if isinstance(r.warmup_epochs, bool) or not isinstance(r.warmup_epochs, int) or r.warmup_epochs < 0:
+        raise ValueError(f"warmup_epochs (--warmup-epochs) must be an integer >= 0, got {r.warmup_epochs!r}")
+    if not (r.lr > 0 and math.isfinite(r.lr)):
+        raise ValueError(f"lr (--lr) must be a positive number, got {r.lr!r}")
+    if not 0.0 <= r.min_lr_ratio <= 1.0:
+        raise ValueError(f"min_lr_ratio (--min-lr-ratio) must be in [0, 1], got {r.min_lr_ratio!r}")
+    if not (r.weight_decay >= 0 and r.grad_clip >= 0):
+        raise ValueError(
+            f"weight_decay and grad_clip must be >= 0 (0 disables clipping), got {r.weight_decay!r}, {r.grad_clip!r}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# machine, threads, schedule, batches
+# ---------------------------------------------------------------------------------------------------------------------
 def machine_string() -> str:
+    """CPU model, core count, OS, python, torch and dgl versions, for records."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -79,8 +228,9 @@ def machine_string() -> str:
 
 
 def set_threads(threads: int) -> None:
-    """Use ``threads`` threads in torch *and* in DGL's own OpenMP kernels (message passing), which otherwise use
-    every core whatever ``torch.set_num_threads`` says.
+    """Use ``threads`` threads in torch *and* in DGL's own OpenMP kernels (message passing).
+
+    DGL's kernels otherwise use every core whatever ``torch.set_num_threads`` says.
     """
     import dgl.utils
 
@@ -89,7 +239,12 @@ def set_threads(threads: int) -> None:
 
 
 def lr_factor(step: int, warmup_steps: int, total_steps: int, min_ratio: float = 0.0) -> float:
-    """Linear warm-up from ``1/warmup_steps`` to 1, then cosine to ``min_ratio`` at ``total_steps``."""
+    """Linear warm-up from ``1/warmup_steps`` to 1, then cosine to ``min_ratio`` at ``total_steps``.
+
+    Example:
+        >>> lr_factor(0, 10, 100), lr_factor(55, 10, 100), lr_factor(100, 10, 100)
+        (0.1, 0.5, 0.0)
+    """
     if step < warmup_steps:
         return (step + 1) / warmup_steps
     span = max(1, total_steps - warmup_steps)
@@ -97,502 +252,630 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int, min_ratio: float =
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def _fill_config(arch: str, dataset: str, config: dict) -> dict:
-    from .archs import get_arch
+def epoch_batches(
+    num_graphs: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world_size: int = 1
+) -> list[np.ndarray]:
+    """The graph indices of each training batch of ``epoch``: a function of ``(seed, epoch)`` only.
+
+    The epoch's permutation is ``default_rng([seed, epoch])``; with ``world_size > 1`` rank ``r`` takes every
+    ``world_size``-th graph of it from ``r`` (a distributed sampler's shard), so the ranks partition the epoch.
+
+    Example:
+        >>> [b.tolist() for b in epoch_batches(5, 2, seed=0, epoch=0)]
+        [[2, 4], [3, 0], [1]]
+    """
+    order = np.random.default_rng([seed, epoch]).permutation(num_graphs)[rank::world_size]
+    return [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+
+
+def steps_per_epoch(num_graphs: int, batch_size: int, world_size: int = 1) -> int:
+    """Optimizer steps per epoch (per rank)."""
+    return math.ceil(math.ceil(num_graphs / world_size) / batch_size)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# step 1: the data
+# ---------------------------------------------------------------------------------------------------------------------
+@dataclass
+class Splits:
+    """The train, validation and test graphs of a run; ``val_name`` is the split used for validation."""
+
+    train: GraphDataset
+    val: GraphDataset
+    test: GraphDataset
+    val_name: str
+    fold: int | None
+
+
+def validation_split(dataset: str) -> str:
+    """``"val"`` when ``dataset`` has a validation split, else ``"test"`` (e.g. MUTAG's 10-fold train/test)."""
     from .datasets import get_info
-
-    info = get_info(dataset)
-    fields = {f.name for f in dataclasses.fields(get_arch(arch).config_cls)}
-    config = dict(config)
-    if "node_vocab" in fields and "node_vocab" not in config:
-        config["node_vocab"] = tuple(info.node_feat_dims)
-    if "edge_vocab" in fields and "edge_vocab" not in config:
-        config["edge_vocab"] = None if tuple(info.edge_feat_dims) == (1,) else tuple(info.edge_feat_dims)
-    if "num_tasks" in fields and "num_tasks" not in config:
-        config["num_tasks"] = info.num_classes if info.task_type == "multiclass_classification" else info.num_tasks
-    return config
-
-
-def check_vocab_fits(config: dict, dataset: str, source: str) -> None:
-    """Refuse a model whose categorical input encoders cannot take ``dataset``'s feature ids (an index error deep
-    inside an embedding otherwise).  ``source`` names where the config came from, for the message.
-    """
-    from .datasets import get_info
-
-    info = get_info(dataset)
-    for key, dims in (("node_vocab", info.node_feat_dims), ("edge_vocab", info.edge_feat_dims)):
-        vocab = config.get(key)
-        if vocab is None or (key == "edge_vocab" and tuple(dims) == (1,)):
-            continue
-        if len(vocab) != len(dims) or any(v < d for v, d in zip(vocab, dims)):
-            raise ValueError(
-                f"{source} has {key}={tuple(vocab)} but {dataset} has feature vocabularies "
-                f"{tuple(dims)}: the encoders cannot read its features. Use a dataset with the same "
-                f"featurisation (e.g. a zinc12k model on zinc12k, an ogbg-mol* model on ogbg-mol*) or "
-                f"a config whose {key} covers {tuple(dims)}"
-            )
-
-
-def build_model(arch: str, dataset: str, config: dict) -> tuple[nn.Module, dict]:
-    """``create_model(arch, **config)`` with the dataset-derived fields filled in; returns the model and the full
-    config (a JSON-ready dict).
-    """
-    from .archs import create_model
-
-    filled = _fill_config(arch, dataset, config)
-    check_vocab_fits(filled, dataset, "the config")
-    model = create_model(arch, **filled)
-    full = dataclasses.asdict(model.config) if dataclasses.is_dataclass(getattr(model, "config", None)) else config
-    return model, json.loads(json.dumps(full))
-
-
-def _model_inputs(g):
-    ef = g.edata["feat"] if "feat" in g.edata else None
-    return g, g.ndata["feat"], ef
-
-
-def _loss_fn(info):
-    if info.task_type == "regression":
-        return nn.L1Loss() if info.metric == "mae" else nn.MSELoss()
-    if info.task_type == "binary_classification" and info.metric != "accuracy":
-
-        def bce(pred: Tensor, y: Tensor) -> Tensor:
-            mask = ~torch.isnan(y)
-            return nn.functional.binary_cross_entropy_with_logits(pred[mask], y[mask])
-
-        return bce
-    return lambda pred, y: nn.functional.cross_entropy(pred, y.long().reshape(-1))
-
-
-def evaluate(model: nn.Module, ds, batch_size: int = 128) -> dict[str, float]:
-    """The dataset's metric for ``model`` on ``ds`` (eval mode; restores the previous mode).  Predictions come from
-    :func:`dgl_hod.evaluation.predict`; for accuracy-judged sets the class is the argmax (or logit > 0).
-    """
-    from .datasets import Evaluator
-    from .evaluation import predict
-
-    evaluator = Evaluator(ds.name)
-    y, pred = predict(model, ds, batch_size)
-    if evaluator.eval_metric == "accuracy":
-        pred = pred.argmax(1, keepdim=True) if pred.shape[1] > 1 else (pred > 0).long()
-        y = y.reshape(-1, 1).long()
-    return evaluator.eval({"y_true": y, "y_pred": pred})
-
-
-def _rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-
-
-def _atomic_write_bytes(path: Path, write) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _load_checkpoint(path: Path) -> dict:
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # truncated zip, pickle errors, ...
-        raise CheckpointError(
-            f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}: {exc}); delete it "
-            f"to start over, or run without resume"
-        ) from exc
-    if not isinstance(ckpt, dict) or ckpt.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(f"{path} is not a dgl_hod.train checkpoint (version {CHECKPOINT_VERSION})")
-    return ckpt
-
-
-def _split(info, name: str):
     from .datasets.registry import canonical_split
 
     try:
-        canonical_split(info, name)
-        return name
+        canonical_split(get_info(dataset), "val")
+        return "val"
     except (KeyError, ValueError):
-        return None
+        return "test"
 
 
-def train(
-    arch: str | None,
-    dataset: str,
-    config: dict | None = None,
-    out_dir: str | os.PathLike = "runs/run",
-    *,
-    time_budget_s: float | None = None,
-    epochs: int | None = None,
-    batch_size: int = 32,
-    lr: float = 1e-3,
-    weight_decay: float = 1e-5,
-    warmup_epochs: int = 1,
-    min_lr_ratio: float = 0.0,
-    grad_clip: float = 5.0,
-    seed: int = 0,
-    threads: int = 1,
-    fold: int | None = None,
-    resume: bool = False,
-    max_train_graphs: int | None = None,
-    max_eval_graphs: int | None = None,
-    eval_batch_size: int = 128,
-    progress: bool = True,
-    log: bool = True,
-    stop_after_epochs: int | None = None,
-    finetune: str | None = None,
-    freeze: str | None = None,
-    body_lr_scale: float = 1.0,
-) -> dict:
-    """Train ``arch`` on ``dataset`` (see the module docstring); returns the record written to ``record.json``.
+def load_splits(dataset: str, recipe: Recipe) -> Splits:
+    """Load train/val/test of ``dataset`` (the recipe's fold), cut to ``max_*_graphs`` if given."""
+    from .datasets import load_dataset
 
-    Args:
-        config: architecture config (``create_model`` keywords); dataset-derived fields are filled in.
-        time_budget_s / epochs: at least one; with both, ``epochs`` is the plan and the budget a hard stop.
-        max_train_graphs / max_eval_graphs: use only the first graphs of the (shuffled with ``seed``) train split /
-            of val and test (smoke tests).
-        progress: tqdm bars; log: one line per epoch on stderr.
-        stop_after_epochs: stop (checkpoint written, no final outputs) after this many epochs in this call;
-            simulates a killed run in tests.
-        finetune: a zoo model name: start from its pretrained weights (``arch`` and ``config`` come from the zoo
-            entry; pass ``arch=None``); the head is re-initialised when the dataset is not the entry's (a new task).
-        freeze: with ``finetune``: ``"base"``, ``"encoder"``, ``"all-but-head"`` or parameter-name prefixes.
-        body_lr_scale: with ``finetune``: the learning rate of every parameter outside the zoo entry's head is
-            ``lr * body_lr_scale`` (the usual "lower lr for the pretrained body"; 0 < scale <= 1).
-    """
-    from tqdm.auto import tqdm
-
-    from .datasets import get_info, load_dataset
-
-    if time_budget_s is None and epochs is None:
-        raise ValueError("give epochs=..., time_budget_s=..., or both")
-    if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    if time_budget_s is not None and time_budget_s <= 0:
-        raise ValueError(f"time_budget_s must be positive, got {time_budget_s!r}")
-    if not 0.0 < body_lr_scale <= 1.0:
-        raise ValueError(
-            f"body_lr_scale must be in (0, 1], got {body_lr_scale!r}; use freeze= to stop training the body altogether"
-        )
-    if body_lr_scale != 1.0 and finetune is None:
-        raise ValueError(
-            "body_lr_scale only applies when fine-tuning (finetune=ZOO_MODEL): a model trained from "
-            "scratch has no pretrained body"
-        )
-    config = dict(config or {})
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / CHECKPOINT
-    set_threads(threads)
-    info = get_info(dataset)
-    if info.metric not in HIGHER_IS_BETTER:
-        raise ValueError(
-            f"{dataset} is judged by {info.metric!r}, not a training metric; use dgl_hod.expressivity for it"
-        )
-
-    # --- data ---
-    kw = {"fold": fold} if info.num_folds else {}
-    if info.num_folds and fold is None:
-        raise ValueError(f"{dataset} has {info.num_folds} folds: pass fold=")
-    train_ds = load_dataset(dataset, "train", **kw)
-    val_name = "val" if _split(info, "val") else "test"
-    val_ds, test_ds = load_dataset(dataset, val_name, **kw), load_dataset(dataset, "test", **kw)
-    if max_train_graphs is not None and max_train_graphs < len(train_ds):
-        pick = np.random.default_rng(seed).permutation(len(train_ds))[:max_train_graphs]
+    fold = check_fold(dataset, recipe.fold, "fold (--fold)")
+    val_name = validation_split(dataset)
+    train_ds = load_dataset(dataset, "train", fold=fold)
+    val_ds, test_ds = load_dataset(dataset, val_name, fold=fold), load_dataset(dataset, "test", fold=fold)
+    if recipe.max_train_graphs is not None and recipe.max_train_graphs < len(train_ds):
+        pick = np.random.default_rng(recipe.seed).permutation(len(train_ds))[: recipe.max_train_graphs]
         train_ds = train_ds.subset(np.sort(pick))
-    if max_eval_graphs is not None:
-        val_ds = val_ds.subset(np.arange(min(max_eval_graphs, len(val_ds))))
-        test_ds = test_ds.subset(np.arange(min(max_eval_graphs, len(test_ds))))
-    steps_per_epoch = math.ceil(len(train_ds) / batch_size)
+    if recipe.max_eval_graphs is not None:
+        val_ds = val_ds.subset(np.arange(min(recipe.max_eval_graphs, len(val_ds))))
+        test_ds = test_ds.subset(np.arange(min(recipe.max_eval_graphs, len(test_ds))))
+    return Splits(train_ds, val_ds, test_ds, val_name, fold)
 
-    # --- model ---
+
+# ---------------------------------------------------------------------------------------------------------------------
+# step 2: the model and its parameter groups
+# ---------------------------------------------------------------------------------------------------------------------
+@dataclass
+class ModelSetup:
+    """A model ready to train, with its full config, where it started, and its head's parameter-name prefixes."""
+
+    model: nn.Module
+    arch: str
+    config: dict[str, Any]
+    finetuned_from: dict[str, Any] | None = None
+    head: tuple[str, ...] = ("head.",)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch, numpy and python's ``random``."""
     torch.manual_seed(seed)
     np.random.seed(seed)
     random.seed(seed)
-    finetuned_from = None
-    if finetune is not None:
-        from . import zoo as Z
 
-        entry = Z.model_info(finetune)
-        if arch not in (None, entry.arch):
-            raise ValueError(f"--finetune {finetune} is a {entry.arch!r} model, not {arch!r}")
-        arch = entry.arch
-        check_vocab_fits(entry.config, dataset, f"zoo model {finetune}")
-        filled = _fill_config(arch, dataset, {})
-        # a new dataset is a new task: fresh head even when the number of outputs matches
-        model = Z.load_model(
-            finetune, num_tasks=filled.get("num_tasks"), freeze=freeze, new_head=dataset != entry.dataset
-        )
-        model.train()
-        full_config = json.loads(json.dumps(dataclasses.asdict(model.config)))
-        finetuned_from = {"zoo_model": finetune, "freeze": freeze, "body_lr_scale": body_lr_scale}
-        head_prefixes = entry.head
-    else:
+
+def build_or_load_model(arch: str | None, dataset: str, config: Mapping[str, Any], recipe: Recipe) -> ModelSetup:
+    """A fresh ``arch`` model for ``dataset`` (seeded), or the recipe's ``finetune`` zoo model."""
+    seed_everything(recipe.seed)
+    if recipe.finetune is None:
         if arch is None:
-            raise ValueError("give an architecture name (or finetune=ZOO_MODEL)")
-        model, full_config = build_model(arch, dataset, config)
-    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    if finetuned_from is not None and body_lr_scale != 1.0:
-        groups = [
-            {"params": [p for n, p in trainable if n.startswith(head_prefixes)], "lr_scale": 1.0},
-            {"params": [p for n, p in trainable if not n.startswith(head_prefixes)], "lr_scale": body_lr_scale},
-        ]
-        groups = [g for g in groups if g["params"]]
-    else:
-        groups = [{"params": [p for _, p in trainable], "lr_scale": 1.0}]
-    opt = torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
-    loss_fn = _loss_fn(info)
-    higher = HIGHER_IS_BETTER[info.metric]
-    if time_budget_s is not None and epochs is None:
-        warmup_epochs = 1
-    warmup_steps = max(1, warmup_epochs * steps_per_epoch)
-    run_args = {
-        "arch": arch,
-        "dataset": dataset,
-        "config": full_config,
-        "batch_size": batch_size,
-        "lr": lr,
-        "weight_decay": weight_decay,
-        "warmup_epochs": warmup_epochs,
-        "min_lr_ratio": min_lr_ratio,
-        "grad_clip": grad_clip,
-        "seed": seed,
-        "fold": fold,
-        "max_train_graphs": max_train_graphs,
-        "max_eval_graphs": max_eval_graphs,
-        "epochs": epochs,
-        "time_budget_s": time_budget_s,
-        "finetuned_from": finetuned_from,
+            raise ValueError("give an architecture name (e.g. hod-gnn), or finetune=ZOO_MODEL (--finetune)")
+        try:
+            model, full = build_model(arch, dataset, config)
+        except TypeError as exc:  # unknown config keys, wrong types
+            raise ValueError(f"--config: {exc}") from exc
+        return ModelSetup(model, arch, full)
+    from . import zoo
+
+    entry = zoo.model_info(recipe.finetune)
+    if arch not in (None, entry.arch):
+        raise ValueError(f"--finetune {recipe.finetune} is a {entry.arch!r} model, not {arch!r}")
+    check_vocab_fits(entry.config, dataset, f"zoo model {recipe.finetune}")
+    num_tasks = fill_config(entry.arch, dataset, {}).get("num_tasks")
+    # a new dataset is a new task: a fresh head even when the number of outputs matches
+    model = zoo.load_model(
+        recipe.finetune, num_tasks=num_tasks, freeze=recipe.freeze, new_head=dataset != entry.dataset
+    )
+    model.train()
+    full = json.loads(json.dumps(dataclasses.asdict(model.config)))
+    origin = {"zoo_model": recipe.finetune, "freeze": recipe.freeze, "body_lr_scale": recipe.body_lr_scale}
+    return ModelSetup(model, entry.arch, full, origin, tuple(entry.head))
+
+
+def parameter_groups(setup: ModelSetup, recipe: Recipe) -> list[dict[str, Any]]:
+    """Optimizer parameter groups of the trainable parameters, each with its ``lr_scale``.
+
+    One group at scale 1, or (fine-tuning with ``body_lr_scale != 1``) the head at 1 and the body at the scale.
+    """
+    trainable = [(n, p) for n, p in setup.model.named_parameters() if p.requires_grad]
+    if setup.finetuned_from is None or recipe.body_lr_scale == 1.0:
+        return [{"params": [p for _, p in trainable], "lr_scale": 1.0}]
+    groups = [
+        {"params": [p for n, p in trainable if n.startswith(setup.head)], "lr_scale": 1.0},
+        {"params": [p for n, p in trainable if not n.startswith(setup.head)], "lr_scale": recipe.body_lr_scale},
+    ]
+    return [g for g in groups if g["params"]]
+
+
+def loss_function(dataset: str) -> tuple[str, Callable[[Tensor, Tensor], Tensor]]:
+    """The training loss of ``dataset``'s task: ``(name, fn(outputs, labels))``.
+
+    L1 for MAE-judged regression, MSE for RMSE-judged regression, BCE-with-logits (NaN labels masked) for binary
+    tasks (ROC-AUC, AP, or accuracy with one logit), cross entropy for multi-class.
+    """
+    from .datasets import get_info
+
+    info = get_info(dataset)
+    if info.task_type == "regression":
+        return ("L1", nn.L1Loss()) if info.metric == "mae" else ("MSE", nn.MSELoss())
+    if info.task_type == "binary_classification":
+
+        def bce(pred: Tensor, y: Tensor) -> Tensor:
+            y = y.float().reshape(pred.shape)
+            mask = ~torch.isnan(y)
+            return nn.functional.binary_cross_entropy_with_logits(pred[mask], y[mask])
+
+        return "BCE-with-logits (NaN masked)", bce
+    return "cross-entropy", lambda pred, y: nn.functional.cross_entropy(pred, y.long().reshape(-1))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# step 3: state, checkpoints, restore or start
+# ---------------------------------------------------------------------------------------------------------------------
+@dataclass
+class RunState:
+    """Everything that changes while a run trains (JSON-ready except ``best_state``, the best weights)."""
+
+    epoch: int = 0
+    step: int = 0
+    planned_epochs: int | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] | None = None
+    elapsed_s: float = 0.0
+    plan_rule: str | None = None
+    sessions: list[dict[str, Any]] = field(default_factory=list)
+    best_state: dict[str, Tensor] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON part (no tensors)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "best_state"}
+
+
+def _rng_tensors() -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """The torch, numpy and python RNG states: bit arrays as uint8 tensors, small scalars as JSON."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    tensors = {
+        "rng/torch": torch.get_rng_state(),
+        "rng/numpy": torch.from_numpy(np.asarray(keys, dtype="<u4").view(np.uint8).copy()),
+        "rng/python": torch.from_numpy(np.asarray(internal, dtype="<u4").view(np.uint8).copy()),
+    }
+    scalars = {"numpy": [name, int(pos), int(has_gauss), float(cached)], "python": [version, gauss_next]}
+    return tensors, scalars
+
+
+def _set_rng(tensors: Mapping[str, Tensor], scalars: Mapping[str, Any]) -> None:
+    torch.set_rng_state(tensors["rng/torch"])
+    name, pos, has_gauss, cached = scalars["numpy"]
+    keys = tensors["rng/numpy"].numpy().view("<u4").astype(np.uint32)
+    np.random.set_state((name, keys, pos, has_gauss, cached))
+    version, gauss_next = scalars["python"]
+    random.setstate((version, tuple(int(x) for x in tensors["rng/python"].numpy().view("<u4")), gauss_next))
+
+
+def _optimizer_split(opt: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """An optimizer state dict as tensors (``optim/<param>/<name>``) and JSON (groups, non-tensor values)."""
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for index, per_param in sd["state"].items():
+        for key, value in per_param.items():
+            if isinstance(value, Tensor):
+                tensors[f"optim/{index}/{key}"] = value.detach().clone().contiguous()
+            else:
+                scalars[f"{index}/{key}"] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _optimizer_join(tensors: Mapping[str, Tensor], meta: Mapping[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim/"):
+            _, index, name = key.split("/", 2)
+            state.setdefault(int(index), {})[name] = value
+    for key, value in meta["scalars"].items():
+        index, name = key.split("/", 1)
+        state.setdefault(int(index), {})[name] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_checkpoint(path: Path, run_args: Mapping[str, Any], model: nn.Module, opt, state: RunState) -> None:
+    """Write the checkpoint atomically: tensors in safetensors, the rest as JSON in its metadata (no pickle)."""
+    from safetensors.torch import save
+
+    rng_tensors, rng_scalars = _rng_tensors()
+    opt_tensors, opt_meta = _optimizer_split(opt)
+    tensors = {f"model/{k}": v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    tensors.update({f"best/{k}": v.contiguous() for k, v in (state.best_state or {}).items()})
+    tensors.update(opt_tensors)
+    tensors.update(rng_tensors)
+    meta = {"run_args": run_args, "state": state.to_json(), "optimizer": opt_meta, "rng": rng_scalars}
+    metadata = {"format": CHECKPOINT_FORMAT, "version": str(CHECKPOINT_VERSION), "json": json.dumps(meta)}
+    atomic_write_bytes(path, save(tensors, metadata=metadata))
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` (safetensors + JSON; never unpickles anything).
+
+    Returns ``{"run_args", "model", "optimizer", "state" (RunState), "rng"}``; ``optimizer`` is a torch
+    optimizer state dict.
+    """
+    from safetensors import safe_open
+
+    if Path(path).name == LEGACY_CHECKPOINT or Path(path).suffix != ".safetensors":
+        raise CheckpointError(_legacy_message(Path(path)))
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+        meta = json.loads(metadata["json"])
+    except Exception as exc:  # safetensors errors on truncated files, KeyError, JSON errors
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}: {exc}); delete it "
+            f"to start over (or pass --overwrite), or run without --resume in a new --out"
+        ) from exc
+    if metadata.get("format") != CHECKPOINT_FORMAT or metadata.get("version") != str(CHECKPOINT_VERSION):
+        raise CheckpointError(f"{path} is not a {CHECKPOINT_FORMAT} (version {CHECKPOINT_VERSION})")
+    best = {k[5:]: v for k, v in tensors.items() if k.startswith("best/")}
+    state = RunState(**meta["state"], best_state=best or None)
+    return {
+        "version": CHECKPOINT_VERSION,
+        "run_args": meta["run_args"],
+        "model": {k[6:]: v for k, v in tensors.items() if k.startswith("model/")},
+        "optimizer": _optimizer_join(tensors, meta["optimizer"]),
+        "rng": (tensors, meta["rng"]),
+        "state": state,
     }
 
-    state = {
-        "epoch": 0,
-        "step": 0,
-        "planned_epochs": epochs,
-        "history": [],
-        "best": None,
-        "best_state": None,
-        "elapsed_s": 0.0,
-        "plan_rule": None,
-        "sessions": [],
-    }
-    if resume and ckpt_path.exists():
-        ckpt = _load_checkpoint(ckpt_path)
-        mismatch = {
-            k: (ckpt["run_args"].get(k), v)
-            for k, v in run_args.items()
-            if k not in ("epochs", "time_budget_s") and ckpt["run_args"].get(k) != v
-        }
-        if mismatch:
-            raise CheckpointError(
-                f"checkpoint {ckpt_path} was written by a different run; differing settings "
-                f"(checkpoint, now): {mismatch}"
-            )
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        _set_rng_state(ckpt["rng"])
-        state = ckpt["state"]
-        if epochs is not None and epochs != state["planned_epochs"]:  # extend/shorten the plan on resume
-            state["planned_epochs"] = epochs
-            state["plan_rule"] = f"epochs={epochs} given on resume (the cosine is stretched from there)"
-    elif ckpt_path.exists() and not resume:
-        raise FileExistsError(
-            f"{ckpt_path} exists: pass resume=True (--resume) to continue that run, or use a new out_dir"
-        )
-    session_start = time.time()
-    state["sessions"].append(
-        {"start_epoch": state["epoch"], "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+def _legacy_message(path: Path) -> str:
+    return (
+        f"{path} is a pickle checkpoint (written by an older dgl-hod); it is not loaded, because unpickling a file "
+        f"can run arbitrary code. Start the run again: pass --overwrite (overwrite=True) to delete it, or use a new "
+        f"--out"
     )
 
-    def save_checkpoint() -> None:
-        ckpt = {
-            "version": CHECKPOINT_VERSION,
-            "run_args": run_args,
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "rng": _rng_state(),
-            "state": state,
-        }
-        _atomic_write_bytes(ckpt_path, lambda f: torch.save(ckpt, f))
+
+def restore_or_start(out: Path, setup: ModelSetup, opt, run_args: Mapping[str, Any], resume: bool) -> RunState:
+    """Continue from ``out``'s checkpoint (``resume``; model, optimizer, RNG and state restored) or start fresh.
+
+    A checkpoint written with other settings (config, recipe, ``--epochs``, ``--time-budget``) is refused.
+    """
+    path = out / CHECKPOINT
+    if not (resume and path.exists()):
+        return RunState(planned_epochs=run_args["epochs"])
+    ckpt = _load_checkpoint(path)
+    mismatch = {k: (ckpt["run_args"].get(k), v) for k, v in run_args.items() if ckpt["run_args"].get(k) != v}
+    if mismatch:
+        hint = (
+            " A run's plan cannot change on resume (the schedule would no longer match the recorded command): "
+            "resume with the checkpoint's values, or start a new run in another --out."
+            if {"epochs", "time_budget_s"} & set(mismatch)
+            else ""
+        )
+        raise CheckpointError(
+            f"checkpoint {path} was written by a different run; differing settings (checkpoint, now): {mismatch}."
+            + hint
+        )
+    setup.model.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["optimizer"])
+    _set_rng(*ckpt["rng"])
+    return ckpt["state"]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the run folder: lock and outputs
+# ---------------------------------------------------------------------------------------------------------------------
+class RunLock:
+    """An exclusive lock on a run folder: ``folder/.lock`` holds the owner's pid under a kernel ``flock``.
+
+    The kernel releases the lock when its holder exits, however it exits (``kill -9`` included), so a lock file
+    left by a dead process is simply taken over; a live holder makes :meth:`acquire` raise :class:`RunLockedError`
+    naming its pid. The file is left in place (removing it would race with a process about to lock it).
+
+    Example:
+        >>> import tempfile
+        >>> with RunLock(tempfile.mkdtemp()) as lock:
+        ...     lock.path.read_text().strip() == str(os.getpid())
+        True
+    """
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+        self.path = self.folder / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        """Take the lock (creating the folder) or raise :class:`RunLockedError`."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise RunLockedError(
+                f"{self.folder} is in use by another training process (pid {holder}, lock {self.path}); wait for "
+                f"it to finish, or train into another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Give the lock up (idempotent)."""
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def prepare_out_dir(out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to clobber a run folder: a checkpoint needs ``resume`` (or ``overwrite``), finished outputs need
+    ``overwrite`` (or ``resume`` of their checkpoint). ``overwrite`` deletes the previous outputs first.
+    """
+    if resume and overwrite:
+        raise ValueError("--resume continues the run in --out and --overwrite starts it over: pass one of them")
+    legacy, ckpt = out / LEGACY_CHECKPOINT, out / CHECKPOINT
+    finished = [name for name in OUTPUTS if (out / name).exists()]
+    if overwrite:
+        for path in (legacy, ckpt, *(out / name for name in OUTPUTS)):
+            path.unlink(missing_ok=True)
+        return
+    if legacy.exists():
+        raise CheckpointError(_legacy_message(legacy))
+    if ckpt.exists() and not resume:
+        raise FileExistsError(
+            f"{ckpt} exists: pass resume=True (--resume) to continue that run, overwrite=True (--overwrite) to "
+            f"start it over, or use a new out_dir (--out)"
+        )
+    if finished and not (resume and ckpt.exists()):
+        raise FileExistsError(
+            f"{out} holds a finished run ({', '.join(finished)}); pass overwrite=True (--overwrite) to replace it, "
+            f"or use a new out_dir (--out)"
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# steps 4-5: one epoch, the plan
+# ---------------------------------------------------------------------------------------------------------------------
+@dataclass
+class _Run:
+    """What the epoch loop needs besides the recipe and the state."""
+
+    setup: ModelSetup
+    splits: Splits
+    opt: torch.optim.Optimizer
+    loss_name: str
+    loss_fn: Callable[[Tensor, Tensor], Tensor]
+    evaluator: Evaluator
+    run_args: dict[str, Any]
+    out: Path
+    progress: bool
+    log: bool
+
+
+def run_epoch(run: _Run, recipe: Recipe, state: RunState) -> dict[str, Any]:
+    """Train one epoch (batches of :func:`epoch_batches`, lr set per step), then evaluate val and test.
+
+    Returns the epoch's history entry (``train_loss``, ``val``, ``test``, ``lr_end``, times); updates ``state``'s
+    step, epoch, history, best and best weights.
+    """
+    from tqdm.auto import tqdm
+
+    model, opt, epoch = run.setup.model, run.opt, state.epoch
+    t0 = time.time()
+    model.train()
+    batches = epoch_batches(len(run.splits.train), recipe.batch_size, recipe.seed, epoch)
+    warmup_steps = max(1, recipe.warmup_epochs_used * len(batches))
+    total_steps = (state.planned_epochs or max(epoch + 1, 1)) * len(batches)
+    losses, counts, factor = [], [], 1.0
+    bar = tqdm(batches, desc=f"epoch {epoch + 1}/{state.planned_epochs or '?'}", disable=not run.progress, leave=False)
+    for b, idx in enumerate(bar):
+        g, y = run.splits.train.batch(idx)
+        factor = lr_factor(state.step, warmup_steps, total_steps, recipe.min_lr_ratio)
+        for group in opt.param_groups:
+            group["lr"] = recipe.lr * factor * group.get("lr_scale", 1.0)
+        loss = run.loss_fn(model(g, g.ndata["feat"], g.edata["feat"] if "feat" in g.edata else None), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if recipe.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+        opt.step()
+        state.step += 1
+        losses.append(loss.item())
+        counts.append(len(idx))
+        if b % 20 == 0:
+            bar.set_postfix(loss=f"{np.average(losses, weights=counts):.4f}")
+    bar.close()
+    train_time = time.time() - t0
+    metric = run.evaluator.eval_metric
+    val = evaluate(model, run.splits.val, batch_size=recipe.eval_batch_size)[metric]
+    test = evaluate(model, run.splits.test, batch_size=recipe.eval_batch_size)[metric]
+    state.epoch = epoch + 1
+    entry = {
+        "epoch": epoch + 1,
+        "train_loss": float(np.average(losses, weights=counts)),
+        "val": val,
+        "test": test,
+        "lr_end": recipe.lr * factor,
+        "train_time_s": train_time,
+        "time_s": time.time() - t0,
+    }
+    state.history.append(entry)
+    if run.evaluator.is_better(val, None if state.best is None else state.best["val"]):
+        state.best = {"epoch": epoch + 1, "val": val, "test": test}
+        state.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return entry
+
+
+def plan_epochs(state: RunState, recipe: Recipe, epoch_time: float) -> None:
+    """Budget-only runs: after the warm-up epoch, fix ``planned_epochs = max(1, floor(0.97 * budget / t1))``."""
+    if state.planned_epochs is not None or recipe.time_budget_s is None:
+        return
+    state.planned_epochs = max(1, int(0.97 * recipe.time_budget_s // epoch_time))
+    state.plan_rule = (
+        f"planned_epochs = max(1, floor(0.97 * time_budget_s / t1)) with t1 = "
+        f"{epoch_time:.1f} s, the wall time of epoch 1 (training + evaluation)"
+    )
+
+
+def stop_reason(state: RunState, recipe: Recipe, elapsed_s: float) -> str | None:
+    """Why to stop before the next epoch (plan done, or the budget would overrun), or ``None`` to go on."""
+    if state.planned_epochs is not None and state.epoch >= state.planned_epochs:
+        return "planned epochs done"
+    if recipe.time_budget_s is not None and state.history:
+        mean_epoch = float(np.mean([h["time_s"] for h in state.history]))
+        if elapsed_s + mean_epoch > recipe.time_budget_s:
+            return f"time budget: {elapsed_s:.0f} s used + {mean_epoch:.0f} s per epoch > {recipe.time_budget_s:.0f} s"
+    return None
+
+
+def _train_epochs(run: _Run, recipe: Recipe, state: RunState) -> str:
+    """The epoch loop: plan, train, checkpoint, until :func:`stop_reason` says stop; returns the reason."""
+    session_start, base_elapsed = time.time(), state.elapsed_s
+    state.sessions.append({"start_epoch": state.epoch, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
 
     def elapsed() -> float:
-        return base_elapsed + (time.time() - session_start)  # state["elapsed_s"] already holds this session's time
+        return base_elapsed + (time.time() - session_start)
 
-    base_elapsed = state["elapsed_s"]
-    stop_reason = None
     epochs_this_call = 0
-    while True:
-        planned = state["planned_epochs"]
-        if planned is not None and state["epoch"] >= planned:
-            stop_reason = "planned epochs done"
-            break
-        if time_budget_s is not None and state["history"]:
-            mean_epoch = np.mean([h["time_s"] for h in state["history"]])
-            if elapsed() + mean_epoch > time_budget_s:
-                stop_reason = (
-                    f"time budget: {elapsed():.0f} s used + {mean_epoch:.0f} s per epoch > {time_budget_s:.0f} s"
-                )
-                break
-        if stop_after_epochs is not None and epochs_this_call >= stop_after_epochs:
-            state["elapsed_s"] = elapsed()
-            return {"stopped_after_epochs": epochs_this_call, "epoch": state["epoch"]}
-        epoch = state["epoch"]
-        t0 = time.time()
-        model.train()
-        order = np.random.default_rng([seed, epoch]).permutation(len(train_ds))
-        total_steps = (planned or max(epoch + 1, 1)) * steps_per_epoch
-        losses, counts = [], []
-        bar = tqdm(
-            range(steps_per_epoch),
-            desc=f"epoch {epoch + 1}/{planned or '?'}",
-            disable=not progress,
-            leave=False,
-            dynamic_ncols=True,
-        )
-        for b in bar:
-            idx = order[b * batch_size : (b + 1) * batch_size]
-            g, y = train_ds.batch(idx)
-            factor = lr_factor(state["step"], warmup_steps, total_steps, min_lr_ratio)
-            for group in opt.param_groups:
-                group["lr"] = lr * factor * group.get("lr_scale", 1.0)
-            pred = model(*_model_inputs(g))
-            loss = loss_fn(pred, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            opt.step()
-            state["step"] += 1
-            losses.append(loss.item())
-            counts.append(len(idx))
-            if b % 20 == 0:
-                bar.set_postfix(loss=f"{np.average(losses, weights=counts):.4f}")
-        bar.close()
-        train_time = time.time() - t0
-        val = evaluate(model, val_ds, eval_batch_size)[info.metric]
-        test = evaluate(model, test_ds, eval_batch_size)[info.metric]
-        epoch_time = time.time() - t0
-        state["epoch"] = epoch + 1
-        entry = {
-            "epoch": epoch + 1,
-            "train_loss": float(np.average(losses, weights=counts)),
-            "val": val,
-            "test": test,
-            "lr_end": lr * factor,
-            "train_time_s": train_time,
-            "time_s": epoch_time,
-        }
-        state["history"].append(entry)
-        best = state["best"]
-        if best is None or (val > best["val"] if higher else val < best["val"]):
-            state["best"] = {"epoch": epoch + 1, "val": val, "test": test}
-            state["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if state["planned_epochs"] is None:  # time budget, no epochs: plan after the warm-up epoch
-            state["planned_epochs"] = max(1, int(0.97 * time_budget_s // epoch_time))
-            state["plan_rule"] = (
-                f"planned_epochs = max(1, floor(0.97 * time_budget_s / t1)) with t1 = "
-                f"{epoch_time:.1f} s, the wall time of epoch 1 (training + evaluation)"
-            )
-        state["elapsed_s"] = base_elapsed + (time.time() - session_start)
-        save_checkpoint()
+    while (reason := stop_reason(state, recipe, elapsed())) is None:
+        if _STOP_AFTER_EPOCHS is not None and epochs_this_call >= _STOP_AFTER_EPOCHS:
+            raise _SimulatedKill(f"stopped after {epochs_this_call} epoch(s) (test hook)")
+        entry = run_epoch(run, recipe, state)
+        plan_epochs(state, recipe, entry["time_s"])
+        state.elapsed_s = elapsed()
+        save_checkpoint(run.out / CHECKPOINT, run.run_args, run.setup.model, run.opt, state)
         epochs_this_call += 1
-        if log:
+        if run.log:
             print(
-                f"epoch {epoch + 1}/{state['planned_epochs']}: loss {entry['train_loss']:.4f} val {info.metric} "
-                f"{val:.4f} test {test:.4f} ({epoch_time:.1f} s)",
+                f"epoch {entry['epoch']}/{state.planned_epochs}: loss {entry['train_loss']:.4f} val "
+                f"{run.evaluator.eval_metric} {entry['val']:.4f} test {entry['test']:.4f} ({entry['time_s']:.1f} s)",
                 file=sys.stderr,
                 flush=True,
             )
-    state["elapsed_s"] = elapsed()  # wall time of the whole run, checkpoint writes included
-    return _finish(
-        model,
-        state,
-        run_args,
-        info,
-        out,
-        stop_reason,
-        len(train_ds),
-        len(val_ds),
-        len(test_ds),
-        val_name,
-        threads,
-        steps_per_epoch,
-    )
+    state.elapsed_s = elapsed()  # wall time of the whole run, checkpoint writes included
+    return reason
 
 
-def _finish(
-    model, state, run_args, info, out: Path, stop_reason, n_train, n_val, n_test, val_name, threads, steps_per_epoch
-) -> dict:
-    from safetensors.torch import save_file
+# ---------------------------------------------------------------------------------------------------------------------
+# the whole run
+# ---------------------------------------------------------------------------------------------------------------------
+def train(
+    arch: str | None,
+    dataset: str,
+    config: Mapping[str, Any] | None = None,
+    out_dir: str | os.PathLike = "runs/run",
+    recipe: Recipe | None = None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    log: bool = True,
+    **settings: Any,
+) -> dict[str, Any]:
+    """Train ``arch`` on ``dataset`` into ``out_dir`` (see the module docstring); returns the written record.
 
-    best_state = state["best_state"]
-    if best_state is None:
+    Args:
+        arch: a registered architecture (``None`` with ``finetune=``: the zoo entry's).
+        dataset: a registered dataset with a training metric.
+        config: the architecture's config (``create_model`` keywords); dataset-derived fields are filled in.
+        out_dir: the run folder (locked while training).
+        recipe: the settings; ``**settings`` override single fields (``epochs=5, lr=3e-3``, see :class:`Recipe`).
+        resume: continue from ``out_dir``'s checkpoint (a fresh start if there is none).
+        overwrite: delete a previous run's outputs in ``out_dir`` and start over.
+        progress: tqdm bars.
+        log: one line per epoch on stderr.
+        **settings: :class:`Recipe` fields.
+
+    Returns:
+        The ``record.json`` dict (always the same shape).
+    """
+    recipe = Recipe.from_kwargs(recipe, settings)
+    from .datasets import get_info
+
+    if get_info(dataset).task_type == "isomorphism":
+        raise ValueError(
+            f"{dataset} is judged by pair distinction, not a training metric; use dgl_hod.expressivity for it"
+        )
+    out = Path(out_dir)
+    with RunLock(out):
+        prepare_out_dir(out, resume, overwrite)
+        set_threads(recipe.threads)
+        splits = load_splits(dataset, recipe)
+        setup = build_or_load_model(arch, dataset, dict(config or {}), recipe)
+        opt = torch.optim.AdamW(parameter_groups(setup, recipe), lr=recipe.lr, weight_decay=recipe.weight_decay)
+        loss_name, loss_fn = loss_function(dataset)
+        run_args = _run_args(setup, dataset, recipe)
+        run = _Run(setup, splits, opt, loss_name, loss_fn, Evaluator(dataset), run_args, out, progress, log)
+        state = restore_or_start(out, setup, opt, run_args, resume)
+        reason = _train_epochs(run, recipe, state)
+        return _finish(recipe, run, state, reason)
+
+
+def _run_args(setup: ModelSetup, dataset: str, recipe: Recipe) -> dict[str, Any]:
+    """The settings a checkpoint must agree with to be resumed (JSON-normalised)."""
+    args = {
+        "arch": setup.arch,
+        "dataset": dataset,
+        "config": setup.config,
+        "batch_size": recipe.batch_size,
+        "lr": recipe.lr,
+        "weight_decay": recipe.weight_decay,
+        "warmup_epochs": recipe.warmup_epochs_used,
+        "min_lr_ratio": recipe.min_lr_ratio,
+        "grad_clip": recipe.grad_clip,
+        "seed": recipe.seed,
+        "fold": recipe.fold,
+        "max_train_graphs": recipe.max_train_graphs,
+        "max_eval_graphs": recipe.max_eval_graphs,
+        "epochs": recipe.epochs,
+        "time_budget_s": recipe.time_budget_s,
+        "finetuned_from": setup.finetuned_from,
+    }
+    return json.loads(json.dumps(args))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# step 6: outputs
+# ---------------------------------------------------------------------------------------------------------------------
+def _finish(recipe: Recipe, run: _Run, state: RunState, reason: str) -> dict[str, Any]:
+    """Write ``best.safetensors`` and ``record.json`` (both atomically); returns the record."""
+    from safetensors.torch import save
+
+    if state.best_state is None or state.best is None:
         raise RuntimeError("no epoch finished; nothing to save")
-    tensors = {k: v.contiguous().clone() for k, v in best_state.items()}
-    tmp = out / "best.safetensors.tmp"
-    save_file(
-        tensors,
-        str(tmp),
-        metadata={"arch": run_args["arch"], "dataset": run_args["dataset"], "config": json.dumps(run_args["config"])},
-    )
-    os.replace(tmp, out / "best.safetensors")
-    hist = state["history"]
+    tensors = {k: v.contiguous().clone() for k, v in state.best_state.items()}
+    data = _data_record(run.splits, recipe)
+    metadata = {
+        "arch": run.setup.arch,
+        "dataset": run.run_args["dataset"],
+        "config": json.dumps(run.setup.config),
+        "data": json.dumps(data),  # package cross-checks record.json's data selection against this
+    }
+    atomic_write_bytes(run.out / "best.safetensors", save(tensors, metadata=metadata))
+    hist = state.history
     times = [h["time_s"] for h in hist]
     record = {
-        "arch": run_args["arch"],
-        "dataset": run_args["dataset"],
-        "config": run_args["config"],
-        "num_params": int(sum(p.numel() for p in model.parameters())),
-        "finetuned_from": run_args["finetuned_from"],
-        "data": {
-            "train_graphs": n_train,
-            "val_graphs": n_val,
-            "test_graphs": n_test,
-            "val_split": val_name,
-            "fold": run_args["fold"],
-        },
-        "recipe": {
-            "optimizer": "AdamW",
-            "lr": run_args["lr"],
-            "weight_decay": run_args["weight_decay"],
-            "lr_schedule": (
-                f"linear warm-up over {run_args['warmup_epochs']} epoch(s), then cosine decay to "
-                f"{run_args['min_lr_ratio']} x lr at the end of the planned epochs; updated per step"
-            ),
-            "grad_clip_norm": run_args["grad_clip"],
-            "loss": {"mae": "L1", "rmse": "MSE"}.get(
-                info.metric,
-                "BCE-with-logits (NaN masked)" if info.task_type == "binary_classification" else "cross-entropy",
-            ),
-            "batch_size": run_args["batch_size"],
-            "steps_per_epoch": steps_per_epoch,
-            "seed": run_args["seed"],
-            "threads": threads,
-            "epochs_requested": run_args["epochs"],
-            "time_budget_s": run_args["time_budget_s"],
-            "planned_epochs": state["planned_epochs"],
-            "plan_rule": state["plan_rule"] or "epochs given",
-            "epochs_run": state["epoch"],
-            "stop_reason": stop_reason,
-            "sessions": state["sessions"],
-        },
+        "arch": run.setup.arch,
+        "dataset": run.run_args["dataset"],
+        "config": run.setup.config,
+        "num_params": int(sum(p.numel() for p in run.setup.model.parameters())),
+        "finetuned_from": run.setup.finetuned_from,
+        "data": data,
+        "recipe": _recipe_record(recipe, run, state, reason),
         "timing": {
-            "wall_time_s": state["elapsed_s"],
+            "wall_time_s": state.elapsed_s,
             "time_per_epoch_s_mean": float(np.mean(times)),
             "time_per_epoch_s_median": float(np.median(times)),
             "train_time_per_epoch_s_mean": float(np.mean([h["train_time_s"] for h in hist])),
             "machine": machine_string(),
         },
         "metrics": {
-            "metric": info.metric,
-            "best_epoch": state["best"]["epoch"],
-            "best_val": state["best"]["val"],
-            "test_at_best_val": state["best"]["test"],
+            "metric": run.evaluator.eval_metric,
+            "best_epoch": state.best["epoch"],
+            "best_val": state.best["val"],
+            "test_at_best_val": state.best["test"],
             "final_val": hist[-1]["val"],
             "final_test": hist[-1]["test"],
         },
@@ -600,54 +883,99 @@ def _finish(
         "weights": "best.safetensors",
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    _atomic_write_bytes(out / "record.json", lambda f: f.write(json.dumps(record, indent=2).encode()))
+    atomic_write_bytes(run.out / "record.json", json.dumps(record, indent=2).encode())
     return record
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dgl_hod.train", description=__doc__.split("\n\n")[0])
+def _data_record(splits: Splits, recipe: Recipe) -> dict[str, Any]:
+    return {
+        "train_graphs": len(splits.train),
+        "val_graphs": len(splits.val),
+        "test_graphs": len(splits.test),
+        "val_split": splits.val_name,
+        "fold": splits.fold,
+        "max_train_graphs": recipe.max_train_graphs,
+        "max_eval_graphs": recipe.max_eval_graphs,
+    }
+
+
+def _recipe_record(recipe: Recipe, run: _Run, state: RunState, reason: str) -> dict[str, Any]:
+    warmup = recipe.warmup_epochs_used
+    return {
+        "optimizer": recipe.optimizer,
+        "lr": recipe.lr,
+        "weight_decay": recipe.weight_decay,
+        "lr_schedule": (
+            f"linear warm-up over {warmup} epoch(s), then cosine decay to {recipe.min_lr_ratio} x lr at the end "
+            f"of the planned epochs; updated per step"
+        ),
+        "warmup_epochs": warmup,
+        "min_lr_ratio": recipe.min_lr_ratio,
+        "grad_clip_norm": recipe.grad_clip,
+        "loss": run.loss_name,
+        "batch_size": recipe.batch_size,
+        "eval_batch_size": recipe.eval_batch_size,
+        "steps_per_epoch": steps_per_epoch(len(run.splits.train), recipe.batch_size),
+        "seed": recipe.seed,
+        "threads": recipe.threads,
+        "epochs_requested": recipe.epochs,
+        "time_budget_s": recipe.time_budget_s,
+        "planned_epochs": state.planned_epochs,
+        "plan_rule": state.plan_rule or "epochs given",
+        "epochs_run": state.epoch,
+        "stop_reason": reason,
+        "sessions": state.sessions,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# command line
+# ---------------------------------------------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block): ``prog: error: message (see --help)``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m dgl_hod.train", description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("arch", nargs="?", default=None, help="architecture name (omit with --finetune)")
     p.add_argument("--finetune", default=None, metavar="ZOO_MODEL", help="start from a pretrained zoo model")
-    p.add_argument("--freeze", default=None, help="with --finetune: base, encoder, all-but-head or prefixes")
-    p.add_argument(
-        "--body-lr-scale",
-        type=float,
-        default=1.0,
-        help="with --finetune: learning rate of everything but the head = lr * this (e.g. 0.1)",
-    )
+    p.add_argument("--freeze", default=None, help="with --finetune: base, encoder, all-but-head or a prefix")
+    p.add_argument("--body-lr-scale", type=float, default=1.0, help="with --finetune: lr of all but the head = lr * s")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--config", default="{}", help="JSON dict of architecture config keys")
+    p.add_argument("--config", default="{}", help="JSON object of architecture config keys")
     p.add_argument("--out", required=True)
     p.add_argument("--time-budget", type=float, default=None, help="seconds")
     p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--weight-decay", type=float, default=1e-5)
-    p.add_argument("--warmup-epochs", type=int, default=1)
-    p.add_argument("--min-lr-ratio", type=float, default=0.0)
-    p.add_argument("--grad-clip", type=float, default=5.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--fold", type=int, default=None)
-    p.add_argument("--resume", action="store_true")
+    defaults = Recipe(epochs=1)
+    for flag, kind in (
+        ("batch-size", int),
+        ("lr", float),
+        ("weight-decay", float),
+        ("warmup-epochs", int),
+        ("min-lr-ratio", float),
+        ("grad-clip", float),
+        ("seed", int),
+        ("threads", int),
+        ("eval-batch-size", int),
+    ):
+        p.add_argument(f"--{flag}", type=kind, default=getattr(defaults, flag.replace("-", "_")))
+    p.add_argument("--fold", type=int, default=None, help="fold of a fold dataset (csl 0-4, mutag/proteins 0-9)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="delete a previous run's outputs in --out, start over")
     p.add_argument("--max-train-graphs", type=int, default=None)
     p.add_argument("--max-eval-graphs", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--json", action="store_true", help="print the final summary as one JSON line (for scripts)")
-    a = p.parse_args(argv)
-    if a.arch is None and a.finetune is None:
-        p.error("give an architecture (e.g. hod-gnn) or --finetune ZOO_MODEL")
-    try:
-        config: dict[str, Any] = json.loads(a.config)
-    except json.JSONDecodeError as exc:
-        p.error(f"--config is not valid JSON: {exc}")
-    rec = train(
-        a.arch,
-        a.dataset,
-        config,
-        a.out,
-        time_budget_s=a.time_budget,
+    return p
+
+
+def _recipe_from_args(a: argparse.Namespace) -> Recipe:
+    return Recipe(
         epochs=a.epochs,
+        time_budget_s=a.time_budget,
         batch_size=a.batch_size,
         lr=a.lr,
         weight_decay=a.weight_decay,
@@ -656,18 +984,20 @@ def main(argv: list[str] | None = None) -> int:
         grad_clip=a.grad_clip,
         seed=a.seed,
         threads=a.threads,
+        eval_batch_size=a.eval_batch_size,
         fold=a.fold,
-        resume=a.resume,
         max_train_graphs=a.max_train_graphs,
         max_eval_graphs=a.max_eval_graphs,
-        progress=not a.no_progress,
         finetune=a.finetune,
         freeze=a.freeze,
         body_lr_scale=a.body_lr_scale,
     )
+
+
+def _summary_lines(rec: Mapping[str, Any], out: str, as_json: bool) -> Iterator[str]:
     m = rec["metrics"]
     summary = {
-        "out": a.out,
+        "out": out,
         "arch": rec["arch"],
         "dataset": rec["dataset"],
         "params": rec["num_params"],
@@ -679,15 +1009,37 @@ def main(argv: list[str] | None = None) -> int:
         "wall_time_s": rec["timing"]["wall_time_s"],
         "stop_reason": rec["recipe"]["stop_reason"],
     }
-    if a.json:
-        print(json.dumps(summary))
-    else:
-        metric = m["metric"]
-        width = max(len(k) for k in summary) + 2
-        print(f"\nfinished {rec['arch']} on {rec['dataset']} ({metric}; weights and record in {a.out}/)")
-        for key, value in summary.items():
-            text = f"{value:.4f}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else value
-            print(f"  {key.ljust(width)}{text}")
+    if as_json:
+        yield json.dumps(summary)
+        return
+    width = max(len(k) for k in summary) + 2
+    yield f"\nfinished {rec['arch']} on {rec['dataset']} ({m['metric']}; weights and record in {out}/)"
+    for key, value in summary.items():
+        text = f"{value:.4f}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else value
+        yield f"  {key.ljust(width)}{text}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m dgl_hod.train``: errors in the input are one line on stderr and exit status 2."""
+    p = _parser()
+    a = p.parse_args(argv)
+    if a.arch is None and a.finetune is None:
+        p.error("give an architecture (e.g. hod-gnn) or --finetune ZOO_MODEL")
+    try:
+        config = json.loads(a.config)
+    except json.JSONDecodeError as exc:
+        p.error(f"--config is not valid JSON ({exc}); give an object, e.g. --config '{{\"hidden_dim\": 64}}'")
+    if not isinstance(config, dict):
+        p.error(f"--config must be a JSON object of config keys, e.g. '{{\"hidden_dim\": 64}}'; got {a.config!r}")
+    try:
+        recipe = _recipe_from_args(a)
+        rec = train(
+            a.arch, a.dataset, config, a.out, recipe, resume=a.resume, overwrite=a.overwrite, progress=not a.no_progress
+        )
+    except (ValueError, KeyError, FileExistsError, CheckpointError, RunLockedError) as exc:
+        p.exit(2, f"{p.prog}: error: {exc.args[0] if exc.args else exc}\n")
+    for line in _summary_lines(rec, a.out, a.json):
+        print(line)
     return 0
 
 

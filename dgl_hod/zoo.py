@@ -6,18 +6,26 @@
 >>> model = load_model("hod-gnn-k2-zinc", num_tasks=3, freeze="base")   # new head, frozen base MPNN  # doctest: +SKIP
 
 Weights are local files (``models/`` next to ``zoo.yaml``; ``$DGL_HOD_MODELS`` or ``weights=`` override it), in
-safetensors format only (never pickle), sha256-checked before loading, loaded with a strict key/shape check.
+safetensors format only (never pickle).  Loading a zoo model checks, in this order (``docs/security.md``):
+
+1. the entry's ``config`` hashes to its ``config_sha256`` (an edited config is refused);
+2. the weights file's sha256 equals the entry's ``sha256``, and the file's own metadata names the same config hash;
+3. every tensor has the model's dtype (float32; float16/64 only with ``cast=True``) and is finite, and the keys and
+   shapes match the model exactly;
+4. the loaded model reproduces the entry's stored ``reference`` outputs on 8 fixed test graphs.
+
 Nothing is downloaded.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import fnmatch
 import hashlib
+import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,16 +33,22 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import load_file
 from torch import nn
 
-from .archs import create_model
+from .archs import GraphModel, create_model
+from .resources import shipped_root
+from .utils import atomic_write, atomic_write_bytes, did_you_mean, sha256_file
 
 __all__ = [
     "FREEZE_GROUPS",
     "WeightsError",
     "Zoo",
     "ZooEntry",
+    "ZooError",
+    "check_name",
+    "config_sha256",
     "default_zoo",
     "freeze_parameters",
     "list_models",
@@ -45,7 +59,7 @@ __all__ = [
     "sha256_file",
 ]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = shipped_root()
 
 #: named parameter groups for ``freeze=``: name -> parameter-name prefixes (``None`` = everything but the head)
 FREEZE_GROUPS: dict[str, tuple[str, ...] | None] = {
@@ -54,21 +68,46 @@ FREEZE_GROUPS: dict[str, tuple[str, ...] | None] = {
     "all-but-head": None,
 }
 
+#: safetensors metadata keys written into every zoo weights file
+META_CONFIG_SHA256 = "dgl_hod.config_sha256"
+META_ARCH = "dgl_hod.arch"
+META_CONFIG = "dgl_hod.config"
+
+#: how far a loaded model's output may be from the entry's stored reference outputs (they are rounded to 1e-6)
+REFERENCE_ATOL = 1e-4
+REFERENCE_RTOL = 1e-4
+
+#: floating dtypes that ``cast=True`` converts to float32 (anything else that is not float32 is refused)
+CASTABLE = (torch.float16, torch.bfloat16, torch.float64)
+
+_SAFE_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_HOD_NAME = re.compile(r"hod-gnn-k(?P<k>[1-9])(?:-m(?P<m>[1-9][0-9]*))?(?:-d(?P<d>[1-9][0-9]*))?-(?P<dataset>.+)")
+_FIX_ZOO = (
+    "restore it (`git checkout -- zoo.yaml models/` in a checkout) or package the run again with `dgl-hod package`"
+)
+
 
 class WeightsError(RuntimeError):
     """A weights file is missing, corrupt, or does not match its model."""
 
 
+class ZooError(ValueError):
+    """The registry (``zoo.yaml``) is unreadable, or an entry is invalid or was edited."""
+
+
 @dataclass(frozen=True)
 class ZooEntry:
-    """One pretrained model of ``zoo.yaml`` (every field is documented in the README's zoo section)."""
+    """One pretrained model of ``zoo.yaml`` (every field is documented in ``docs/zoo.md``).
+
+    ``num_tasks`` is stored once, in ``config``; older files that also have a top-level ``num_tasks`` still load
+    (it must agree with the config's).
+    """
 
     name: str
     arch: str
     config: Mapping[str, Any]
     dataset: str
     task: str
-    num_tasks: int
     weights: str
     sha256: str
     num_params: int
@@ -77,15 +116,25 @@ class ZooEntry:
     head: tuple[str, ...] = ("head.",)
     license: str = "MIT"
     paper: str = ""
-    reference: Mapping[str, Any] = field(default_factory=dict)  # output on a fixed data slice, for tests
+    reference: Mapping[str, Any] = field(default_factory=dict)  # output on a fixed data slice, checked on load
     notes: str = ""
+    config_sha256: str = ""  # :func:`config_sha256` of ``config``; also in the weights file's metadata
+
+    @property
+    def num_tasks(self) -> int:
+        """Number of outputs of the head (the config's ``num_tasks``)."""
+        return int(self.config.get("num_tasks", 1))
 
     @classmethod
     def from_dict(cls, name: str, data: Mapping[str, Any]) -> ZooEntry:
+        if not isinstance(data, Mapping):
+            raise ZooError(f"zoo.yaml entry {name!r}: expected a mapping of fields, got {type(data).__name__}")
+        data = dict(data)
         known = {f.name for f in dataclasses.fields(cls)} - {"name"}
+        legacy_tasks = data.pop("num_tasks", None)  # stored twice by older versions
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"zoo.yaml entry {name!r}: unknown field(s) {unknown}; known: {sorted(known)}")
+            raise ZooError(f"zoo.yaml entry {name!r}: unknown field(s) {unknown}; known: {sorted(known)}")
         missing = [
             f.name
             for f in dataclasses.fields(cls)
@@ -95,53 +144,212 @@ class ZooEntry:
             and f.default_factory is dataclasses.MISSING
         ]
         if missing:
-            raise ValueError(f"zoo.yaml entry {name!r}: missing field(s) {missing}")
-        kw = dict(data)
-        kw["head"] = tuple(kw.get("head", ("head.",)))
-        return cls(name=name, **kw)
+            raise ZooError(f"zoo.yaml entry {name!r}: missing field(s) {missing}")
+        if not isinstance(data["config"], Mapping):
+            raise ZooError(f"zoo.yaml entry {name!r}: 'config' must be a mapping of architecture options")
+        config = dict(data["config"])
+        if legacy_tasks is not None:
+            if "num_tasks" in config and config["num_tasks"] != legacy_tasks:
+                raise ZooError(
+                    f"zoo.yaml entry {name!r}: num_tasks {legacy_tasks} disagrees with config.num_tasks "
+                    f"{config['num_tasks']}; delete the top-level num_tasks (the config's is the one used)"
+                )
+            config.setdefault("num_tasks", legacy_tasks)
+        data["config"] = config
+        data["head"] = tuple(data.get("head", ("head.",)))
+        return cls(name=name, **data)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d.pop("name")
         d["head"] = list(self.head)
+        if not d["config_sha256"]:
+            d.pop("config_sha256")
         return d
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def config_sha256(config: Mapping[str, Any]) -> str:
+    """sha256 of the canonical JSON of a config (sorted keys, tuples as lists): what binds a config to its weights.
+
+    Example:
+        >>> config_sha256({"b": (1, 2), "a": 0.5}) == config_sha256({"a": 0.5, "b": [1, 2]})
+        True
+    """
+    text = json.dumps(_plain(dict(config)), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def check_name(name: str, arch: str | None = None, config: Mapping[str, Any] | None = None) -> None:
+    """Refuse a zoo name that breaks the naming scheme (raises :class:`ZooError` saying what to use).
+
+    Names are lower-case words of ``[a-z0-9]`` joined by single hyphens (no path separators, no ``..``, at most 64
+    characters): ``hod-gnn-k{K}[-m{M}][-d{T}]-{dataset}`` for HOD-GNN (derivative order K, M marks, base depth T)
+    and ``{arch}-{dataset}`` for the other architectures.  With ``arch`` (and ``config``) given, the name must
+    start with that architecture and its ``k``/``m``/``d`` must equal the config's ``order``/``num_marks``/
+    ``base_layers``.
+
+    Example:
+        >>> check_name("hod-gnn-k2-d4-zinc", "hod-gnn", {"order": 2, "base_layers": 4})
+        >>> check_name("../escape")  # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        ...
+        dgl_hod.zoo.ZooError: invalid zoo name '../escape': use lower-case letters, digits and single hyphens ...
+    """
+    if not isinstance(name, str) or len(name) > 64 or not _SAFE_NAME.fullmatch(name):
+        raise ZooError(
+            f"invalid zoo name {name!r}: use lower-case letters, digits and single hyphens (no '/', '.', '_' or "
+            f"spaces, at most 64 characters), e.g. 'hod-gnn-k2-zinc' or 'gine-zinc'"
+        )
+    hod = _HOD_NAME.fullmatch(name)
+    if arch is None:
+        if name.startswith("hod-gnn") and not hod:
+            raise ZooError(f"invalid zoo name {name!r}: HOD-GNN names are hod-gnn-k{{K}}[-m{{M}}][-d{{T}}]-{{dataset}}")
+        if "-" not in name:
+            raise ZooError(f"invalid zoo name {name!r}: use {{arch}}-{{dataset}}, e.g. 'gine-zinc'")
+        return
+    if arch == "hod-gnn":
+        if not hod:
+            raise ZooError(
+                f"invalid zoo name {name!r} for a hod-gnn model: use hod-gnn-k{{K}}[-m{{M}}][-d{{T}}]-{{dataset}}, "
+                f"e.g. 'hod-gnn-k2-zinc'"
+            )
+        config = config or {}
+        for part, key in (("k", "order"), ("m", "num_marks"), ("d", "base_layers")):
+            got = hod.group(part)
+            if got is not None and key in config and int(got) != int(config[key]):
+                raise ZooError(
+                    f"zoo name {name!r} says {part}{got} but the model has {key}={config[key]}; name it "
+                    f"after the model (e.g. {part}{config[key]})"
+                )
+        return
+    if not name.startswith(f"{arch}-") or name == f"{arch}-":
+        raise ZooError(f"invalid zoo name {name!r} for a {arch} model: use {arch}-{{dataset}}, e.g. '{arch}-zinc'")
 
 
-def save_weights(model: nn.Module, path: str | os.PathLike) -> str:
-    """Write ``model``'s state dict as float32 safetensors, atomically; returns the file's sha256."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _weights_metadata(arch: str, config: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        META_ARCH: arch,
+        META_CONFIG_SHA256: config_sha256(config),
+        META_CONFIG: json.dumps(_plain(dict(config)), sort_keys=True, separators=(",", ":")),
+    }
+
+
+def save_weights(
+    model: nn.Module,
+    path: str | os.PathLike,
+    *,
+    arch: str | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> str:
+    """Write ``model``'s state dict as float32 safetensors, atomically; returns the file's sha256.
+
+    With ``arch`` and ``config``, the file's metadata records them and the config's :func:`config_sha256`, which
+    binds the weights to their config (the zoo checks it on load).
+    """
     tensors = {
         k: v.detach().to(torch.float32).contiguous() if v.is_floating_point() else v.detach().contiguous()
         for k, v in model.state_dict().items()
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file(tensors, str(tmp))
-    os.chmod(tmp, 0o644)  # weights are shared files, not secrets
-    os.replace(tmp, path)
+    meta = _weights_metadata(arch, config) if arch is not None and config is not None else None
+    atomic_write(Path(path), lambda f: f.write(_safetensors_bytes(tensors, meta)), mode=0o644)
     return sha256_file(path)
 
 
-def _close(name: str, options: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(options), n=3, cutoff=0.4)
-    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+def _safetensors_bytes(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None) -> bytes:
+    from safetensors.torch import save
+
+    return save(dict(tensors), metadata=dict(metadata) if metadata else None)
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a safetensors file (no code runs: the format holds only a JSON header and bytes)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+            return {k: f.get_tensor(k) for k in f.keys()}, meta  # noqa: SIM118  (safe_open has no __iter__)
+    except Exception as exc:  # safetensors raises its own error types on corrupt headers
+        raise WeightsError(
+            f"cannot read {path} as safetensors ({exc}); the file is corrupt or not safetensors"
+        ) from exc
+
+
+def _check_tensors(
+    state: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor], path: Path, cast: bool
+) -> dict[str, torch.Tensor]:
+    """Refuse tensors whose dtype is not the model's (floats: cast only with ``cast=True``) or that are not finite."""
+    out: dict[str, torch.Tensor] = {}
+    wrong: list[str] = []
+    castable: list[str] = []
+    nonfinite: list[str] = []
+    for k, v in state.items():
+        want = own[k].dtype if k in own else (torch.float32 if v.is_floating_point() else v.dtype)
+        if v.dtype != want:
+            if cast and want == torch.float32 and v.dtype in CASTABLE:
+                v = v.to(torch.float32)
+            elif want == torch.float32 and v.dtype in CASTABLE:
+                castable.append(f"{k} ({str(v.dtype).removeprefix('torch.')})")
+            else:
+                wrong.append(f"{k}: {str(v.dtype).removeprefix('torch.')}, model {str(want).removeprefix('torch.')}")
+                continue
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            nonfinite.append(k)
+        out[k] = v
+    if wrong:
+        raise WeightsError(
+            f"{path}: tensors of the wrong type ({'; '.join(wrong[:4])}): weights must be float32 (integer "
+            f"buffers such as num_batches_tracked keep their type); save them with dgl_hod.zoo.save_weights"
+        )
+    if castable:
+        raise WeightsError(
+            f"{path}: {len(castable)} tensor(s) are not float32 ({', '.join(castable[:3])}); zoo models are "
+            f"float32: pass cast=True to load_model to cast them deliberately (precision may differ)"
+        )
+    if nonfinite:
+        raise WeightsError(f"{path}: tensor(s) {nonfinite[:4]} hold NaN or inf values; the file is unusable")
+    return out
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses duplicate mapping keys (plain PyYAML lets the last one win silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+            except TypeError:  # unhashable key: the base class reports it
+                continue
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first defined on line {first + 1}); every name must appear once",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _load_yaml(path: Path) -> Any:
+    """Parse a registry file with duplicate keys refused; any problem is a one-line :class:`ZooError`."""
+    if path.is_dir():
+        raise ZooError(f"zoo registry {path} is a folder, not a file; point DGL_HOD_ZOO at a zoo.yaml file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ZooError(f"cannot read zoo registry {path}: {exc}; point DGL_HOD_ZOO at a readable zoo.yaml") from exc
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506  (a SafeLoader subclass)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ZooError(
+            f"{path}{where}: invalid YAML ({problem}); fix the file or restore it (`git checkout -- zoo.yaml`)"
+        ) from exc
 
 
 class Zoo:
@@ -161,12 +369,12 @@ class Zoo:
             raise FileNotFoundError(f"zoo registry {self.path} not found; set DGL_HOD_ZOO to a zoo.yaml")
         st = self.path.stat()
         if self._entries is None or self._stamp != (st.st_mtime_ns, st.st_size):
-            self._stamp = (st.st_mtime_ns, st.st_size)
-            raw = yaml.safe_load(self.path.read_text()) or {}
+            raw = _load_yaml(self.path) or {}
             models = raw.get("models", {}) if isinstance(raw, dict) else None
             if not isinstance(models, dict):
-                raise ValueError(f"{self.path}: expected a mapping 'models: {{name: entry}}'")
-            self._entries = {name: ZooEntry.from_dict(name, e) for name, e in models.items()}
+                raise ZooError(f"{self.path}: expected a mapping 'models: {{name: entry}}' at the top level")
+            self._entries = {str(name): ZooEntry.from_dict(str(name), e) for name, e in models.items()}
+            self._stamp = (st.st_mtime_ns, st.st_size)
         return self._entries
 
     def list_models(self, pattern: str = "*", pretrained: bool | None = None) -> list[str]:
@@ -177,9 +385,10 @@ class Zoo:
         return names
 
     def model_info(self, name: str) -> ZooEntry:
+        """The :class:`ZooEntry` of ``name`` (unknown names list close matches)."""
         if name not in self.entries:
             raise KeyError(
-                f"unknown model {name!r}.{_close(name, self.entries)} "
+                f"unknown model {name!r}.{did_you_mean(name, self.entries, cutoff=0.4)} "
                 f"See list_models() / `dgl-hod list` for the {len(self.entries)} available models."
             )
         return self.entries[name]
@@ -187,19 +396,96 @@ class Zoo:
     def weights_path(self, entry: ZooEntry) -> Path:
         return self.models_dir / Path(entry.weights).name
 
-    def write_entry(self, entry: ZooEntry) -> None:
-        """Add or replace ``entry`` in the registry file (atomic write; other entries keep their order)."""
-        raw = yaml.safe_load(self.path.read_text()) if self.path.exists() else None
+    def describe(self, name: str) -> str:
+        """One line naming an existing entry (what ``package --replace`` would replace)."""
+        e = self.model_info(name)
+        test = e.metrics.get("test", {})
+        value = test.get("weights_value", test.get("mean"))
+        return f"{name} ({e.arch} on {e.dataset}, test {test.get('metric', '?')} {value}, weights {e.weights})"
+
+    def check_new_name(self, name: str, *, replace: bool = False) -> None:
+        """Refuse a name that breaks the naming scheme, or that exists unless ``replace`` (the error says what)."""
+        check_name(name)
+        if self.path.exists() and name in self.entries and not replace:
+            raise ZooError(
+                f"zoo.yaml already has {self.describe(name)}; pass --replace (replace=True) to overwrite it, or "
+                f"choose another --name"
+            )
+
+    def write_entry(self, entry: ZooEntry) -> ZooEntry:
+        """Add or replace ``entry`` in the registry file (atomic write; other entries keep their order).
+
+        The entry's weights file is bound to its config first (:meth:`bind_weights`: the config hash goes into the
+        file's metadata and the entry; tensors stay bit-identical), so the returned entry may have a new
+        ``sha256`` and ``config_sha256``.
+        """
+        check_name(entry.name)
+        if self.weights_path(entry).exists():
+            entry = self._bind(entry)
+        raw = _load_yaml(self.path) if self.path.exists() else None
         raw = raw or {}
         raw.setdefault("models", {})
         raw["models"][entry.name] = entry.to_dict()
-        header = "# dgl-hod model zoo: the single source of truth (see README, 'Model zoo').\n"
+        header = "# dgl-hod model zoo: the single source of truth (see docs/zoo.md).\n"
         text = header + yaml.safe_dump(raw, sort_keys=False, default_flow_style=None, width=120)
-        _atomic_write_bytes(self.path, text.encode())
+        atomic_write_bytes(self.path, text.encode())
         self._entries = None
+        return entry
+
+    def _bind(self, entry: ZooEntry) -> ZooEntry:
+        """``entry`` with its weights file rewritten to carry the config hash in its metadata (tensors unchanged)."""
+        path = self.weights_path(entry)
+        want = _weights_metadata(entry.arch, entry.config)
+        state, meta = _read_safetensors(path)
+        if {k: meta.get(k) for k in want} != want:
+            data = _safetensors_bytes(state, {**meta, **want})
+            again, _ = _read_safetensors_bytes(data)
+            if again.keys() != state.keys() or not all(_same_bits(again[k], state[k]) for k in state):
+                raise WeightsError(f"{path}: re-writing the metadata changed a tensor; the file was left as it was")
+            atomic_write_bytes(path, data, mode=0o644)
+        return dataclasses.replace(entry, sha256=sha256_file(path), config_sha256=want[META_CONFIG_SHA256])
+
+    def bind_weights(self, name: str) -> ZooEntry:
+        """Maintenance: bind entry ``name``'s weights to its current config and update ``sha256`` in zoo.yaml.
+
+        Refused unless the weights pass their current sha256 check and the model built from the current config
+        reproduces the entry's reference outputs, so binding cannot bless an edited config that changes outputs.
+        Use it after renaming a config key (a deprecated alias), which changes the config hash but not the model.
+        """
+        entry = self.model_info(name)
+        model = self.build(name)
+        state, _ = self._read_weights(entry, None)
+        self._load_state(model, _check_tensors(state, model.state_dict(), self.weights_path(entry), False), entry)
+        model.eval()
+        self.check_reference(entry, model)
+        return self.write_entry(dataclasses.replace(entry, config_sha256=""))
 
     # -- loading ------------------------------------------------------------------------------------------------------
-    def build(self, name: str, num_tasks: int | None = None) -> nn.Module:
+    def check_config(self, entry: ZooEntry) -> None:
+        """Refuse an entry whose ``config`` no longer hashes to its ``config_sha256`` (an edited config)."""
+        if entry.config_sha256 and config_sha256(entry.config) != entry.config_sha256:
+            raise ZooError(
+                f"zoo.yaml entry {entry.name!r}: its config was edited (sha256 {config_sha256(entry.config)[:12]}..., "
+                f"the weights were trained with {entry.config_sha256[:12]}...); {_FIX_ZOO}. To try a modified "
+                f"architecture, build it with create_model({entry.arch!r}, **config) instead"
+            )
+
+    def check_reference(self, entry: ZooEntry, model: nn.Module) -> None:
+        """Refuse a model that does not reproduce the entry's stored ``reference`` outputs (an edited config/file)."""
+        ref = entry.reference
+        if not ref or "output" not in ref:
+            return
+        got = reference_output(model, entry.dataset, ref.get("split", "test"), ref["indices"])
+        want = torch.tensor(ref["output"], dtype=torch.float32)
+        if got.shape != want.shape or not torch.allclose(got, want, atol=REFERENCE_ATOL, rtol=REFERENCE_RTOL):
+            diff = (got - want).abs().max().item() if got.shape == want.shape else float("nan")
+            raise ZooError(
+                f"zoo model {entry.name!r} does not reproduce its reference outputs on {len(ref['indices'])} "
+                f"{entry.dataset} {ref.get('split', 'test')} graphs (max |diff| {diff:.3g}, shape {tuple(got.shape)} "
+                f"vs {tuple(want.shape)}): zoo.yaml or the weights were changed; {_FIX_ZOO}"
+            )
+
+    def build(self, name: str, num_tasks: int | None = None) -> GraphModel:
         entry = self.model_info(name)
         config = dict(entry.config)
         if num_tasks is not None:
@@ -209,42 +495,82 @@ class Zoo:
     def load_model(
         self,
         name: str,
+        *,
         pretrained: bool = True,
         num_tasks: int | None = None,
         freeze: str | Sequence[str] | None = None,
         weights: str | os.PathLike | None = None,
         strict: bool = True,
         new_head: bool | None = None,
-    ) -> nn.Module:
-        """Build zoo model ``name`` and load its weights.
+        cast: bool = False,
+        verify: bool = True,
+    ) -> GraphModel:
+        """Build zoo model ``name`` and load its weights (options are keyword-only).
 
         Args:
+            name: a zoo name (see :meth:`list_models`).
             pretrained: load the weights (else: the architecture with fresh initialisation).
             num_tasks: a new number of tasks: exactly the entry's head parameters (``entry.head`` prefixes) are
-                dropped and re-initialised; everything else is loaded.
+                re-initialised with ``num_tasks`` outputs; everything else is loaded.  With ``new_head=False`` a
+                different ``num_tasks`` is an error (the trained head has ``entry.num_tasks`` outputs).
             freeze: ``"base"``, ``"encoder"``, ``"all-but-head"``, or parameter-name prefixes: those parameters get
                 ``requires_grad=False``.
-            weights: an explicit weights file (then the zoo's sha256 is not applied: you vouch for the file).
+            weights: an explicit weights file (then the zoo's sha256 and reference outputs are not applied: you
+                vouch for the file; its dtypes, finiteness, keys, shapes and config metadata are still checked).
             strict: refuse missing/unexpected keys.
             new_head: re-initialise the head (``True``) even when ``num_tasks`` is unchanged -- a new task with
                 the same number of outputs (fine-tuning on another dataset) should not start from the old task's
                 head.  Default: only when ``num_tasks`` differs.
+            cast: accept float16/bfloat16/float64 tensors and cast them to float32 (refused by default: a file in
+                another precision is not the model the zoo describes).
+            verify: check the stored reference outputs after loading the zoo's own weights (costs one forward pass
+                on 8 graphs).
+
+        Returns:
+            The model in eval mode.
         """
         entry = self.model_info(name)
+        if num_tasks is not None and num_tasks != entry.num_tasks and new_head is False:
+            raise ValueError(
+                f"load_model({name!r}, num_tasks={num_tasks}, new_head=False): the trained head has "
+                f"{entry.num_tasks} output(s); pass new_head=True (or omit new_head) for a fresh {num_tasks}-output "
+                f"head, or omit num_tasks to keep the trained one"
+            )
         if new_head is None:
             new_head = num_tasks is not None and num_tasks != entry.num_tasks
+        self.check_config(entry)
         model = self.build(name, num_tasks if new_head else None)
         if pretrained:
-            state = self._read_weights(entry, weights)
+            state, meta = self._read_weights(entry, weights)
+            path = Path(weights) if weights is not None else self.weights_path(entry)
+            if meta.get(META_ARCH, entry.arch) != entry.arch:
+                raise WeightsError(
+                    f"{path} holds a {meta[META_ARCH]!r} model, but zoo entry {name!r} is a {entry.arch!r}: use the "
+                    f"weights of a {entry.arch!r} entry"
+                )
+            bound = meta.get(META_CONFIG_SHA256)
+            if bound is not None and bound != config_sha256(entry.config):
+                raise WeightsError(
+                    f"{path} was saved for another config (sha256 {bound[:12]}...) than zoo entry {name!r} "
+                    f"({config_sha256(entry.config)[:12]}...): use the weights of that entry, or build the model "
+                    f"from the config in the file's metadata"
+                )
+            if weights is None and verify:
+                full = model if not new_head else self.build(name)
+                self._load_state(full, _check_tensors(state, full.state_dict(), path, cast), entry, strict=True)
+                self.check_reference(entry, full)
             if new_head:
                 state = {k: v for k, v in state.items() if not k.startswith(entry.head)}
+            state = _check_tensors(state, model.state_dict(), path, cast)
             self._load_state(model, state, entry, strict=strict, skip_prefixes=entry.head if new_head else ())
         if freeze is not None:
             freeze_parameters(model, freeze, head=entry.head)
         model.eval()
         return model
 
-    def _read_weights(self, entry: ZooEntry, weights: str | os.PathLike | None) -> dict[str, torch.Tensor]:
+    def _read_weights(
+        self, entry: ZooEntry, weights: str | os.PathLike | None
+    ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         path = Path(weights) if weights is not None else self.weights_path(entry)
         if not path.exists():
             raise WeightsError(
@@ -261,17 +587,14 @@ class Zoo:
                     f"{digest}. The file is corrupt or was changed; restore it with "
                     f"`git checkout -- {path}`"
                 )
-        try:
-            return load_file(str(path))
-        except Exception as exc:  # safetensors raises its own error types on corrupt headers
-            raise WeightsError(f"cannot read {path} as safetensors: {exc}") from exc
+        return _read_safetensors(path)
 
     @staticmethod
     def _load_state(
         model: nn.Module,
         state: Mapping[str, torch.Tensor],
         entry: ZooEntry,
-        strict: bool,
+        strict: bool = True,
         skip_prefixes: tuple[str, ...] = (),
     ) -> None:
         own = model.state_dict()
@@ -290,6 +613,18 @@ class Zoo:
                 f"unexpected keys {unexpected[:8]} (pass strict=False to load the overlap)"
             )
         model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+
+
+def _read_safetensors_bytes(data: bytes) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors.torch import load
+
+    return load(data), {}
+
+
+def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    return a.reshape(-1).contiguous().view(torch.uint8).equal(b.reshape(-1).contiguous().view(torch.uint8))
 
 
 def freeze_parameters(model: nn.Module, freeze: str | Sequence[str], head: tuple[str, ...] = ("head.",)) -> list[str]:
@@ -352,26 +687,68 @@ REFERENCE_INDICES = list(range(8))
 
 
 def _verified_run(run: Path, tolerance: float, require_full_train: bool) -> tuple[dict, dict, nn.Module, dict]:
-    """(record, config, model, measured {"val", "test"}) of one finished run, its metrics recomputed from its file."""
+    """(record, config, model, measured {"val", "test"}) of one finished run, its metrics recomputed from its file.
+
+    The data selection is re-derived, not read from ``record.json``: the split names (``val`` or, for datasets
+    without one, ``test``) and the graph counts come from the dataset itself, the fold and the train/eval caps are
+    cross-checked with the metadata the trainer wrote into ``best.safetensors``. The returned record's ``data`` is
+    the re-derived one.
+    """
     import dataclasses as dc
     import json
 
     from .archs import make_config
-    from .datasets import get_info
-    from .evaluation import evaluate
+    from .datasets import load_dataset
+    from .evaluation import check_fold, evaluate
+    from .train import validation_split
 
-    record = json.loads((run / "record.json").read_text())
-    if require_full_train and record["data"].get("train_graphs") != get_info(record["dataset"]).splits.get("train"):
-        raise ValueError(f"{run}: trained on {record['data'].get('train_graphs')} graphs, not the full train split")
+    record_path, weights_path = run / "record.json", run / "best.safetensors"
+    for path in (record_path, weights_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: give the --out folder of a finished `dgl-hod train` run")
+    record = json.loads(record_path.read_text())
+    dataset, data = record["dataset"], dict(record.get("data", {}))
+    with safe_open(str(weights_path), framework="pt") as f:
+        trained = json.loads((f.metadata() or {}).get("data", "null")) or {}
+    for key in ("fold", "max_train_graphs", "max_eval_graphs"):  # runs before 0.x wrote no metadata: record only
+        if key in trained and data.get(key) != trained[key]:
+            raise ValueError(
+                f"{record_path} says data.{key}={data.get(key)!r} but {weights_path} was trained with "
+                f"{trained[key]!r}: the record was edited; restore it or train the run again"
+            )
+    fold = check_fold(dataset, data.get("fold"), f"{record_path}'s data.fold")
+    val_name = validation_split(dataset)
+    if data.get("val_split", val_name) != val_name:
+        raise ValueError(
+            f"{record_path} says data.val_split={data['val_split']!r}, but the trainer validates {dataset} on "
+            f"{val_name!r}: the record was edited; restore it or train the run again"
+        )
+    sizes = {s: len(load_dataset(dataset, s, fold=fold)) for s in ("train", val_name, "test")}
+    cap = data.get("max_train_graphs")
+    train_graphs = min(cap, sizes["train"]) if cap else data.get("train_graphs", sizes["train"])
+    if require_full_train and train_graphs != sizes["train"]:
+        raise ValueError(f"{run}: trained on {train_graphs} graphs, not the full train split ({sizes['train']})")
+    if data.get("max_eval_graphs") is not None and data["max_eval_graphs"] < max(sizes[val_name], sizes["test"]):
+        raise ValueError(
+            f"{run}: validated and tested on the first {data['max_eval_graphs']} graphs only (--max-eval-graphs); "
+            f"its metrics are not the split's: train it again without --max-eval-graphs"
+        )
+    record["data"] = {
+        "train_graphs": train_graphs,
+        "val_graphs": sizes[val_name],
+        "test_graphs": sizes["test"],
+        "val_split": val_name,
+        "fold": fold,
+    }
     config = dc.asdict(make_config(record["arch"], **record["config"]))
     model = create_model(record["arch"], **config)
-    model.load_state_dict(load_file(str(run / record.get("weights", "best.safetensors"))), strict=True)
+    model.load_state_dict(load_file(str(weights_path)), strict=True)
     model.eval()
     metrics_rec = record["metrics"]
     metric = metrics_rec["metric"]
     measured = {
-        "val": evaluate(model, record["dataset"], record["data"].get("val_split", "val"))[metric],
-        "test": evaluate(model, record["dataset"], "test")[metric],
+        "val": evaluate(model, dataset, val_name, fold=fold)[metric],
+        "test": evaluate(model, dataset, "test", fold=fold)[metric],
     }
     for split, key in (("val", "best_val"), ("test", "test_at_best_val")):
         if abs(measured[split] - metrics_rec[key]) > tolerance:
@@ -382,9 +759,58 @@ def _verified_run(run: Path, tolerance: float, require_full_train: bool) -> tupl
     return record, config, model, measured
 
 
+def _train_command(record: Mapping[str, Any], name: str, seeds: list[int]) -> str:
+    """The ``python -m dgl_hod.train`` command that reproduces a run (every setting that differs from the default)."""
+    import json
+
+    from .train import Recipe
+
+    recipe, data, origin = record["recipe"], record["data"], record.get("finetuned_from")
+    if origin:  # a fine-tuned run is reproduced from its zoo model, not from a config
+        start = f"--finetune {origin['zoo_model']}" + (f" --freeze {origin['freeze']}" if origin.get("freeze") else "")
+        if origin.get("body_lr_scale", 1.0) != 1.0:
+            start += f" --body-lr-scale {origin['body_lr_scale']:g}"
+    else:
+        start = f"{record['arch']} --config '{json.dumps(record['config'], separators=(',', ':'))}'"
+    seed_arg = str(seeds[0]) if len(seeds) == 1 else "SEED"
+    cmd = (
+        f"python -m dgl_hod.train {start} --dataset {record['dataset']} --seed {seed_arg} "
+        f"--batch-size {recipe.get('batch_size')} --lr {recipe.get('lr')} --threads {recipe.get('threads')}"
+    )
+    if recipe.get("epochs_requested"):
+        cmd += f" --epochs {recipe['epochs_requested']}"
+    if recipe.get("time_budget_s"):
+        cmd += f" --time-budget {recipe['time_budget_s']:g}"
+    if data.get("fold") is not None:
+        cmd += f" --fold {data['fold']}"
+    defaults = Recipe(epochs=1)
+    for flag, key, default in (
+        ("--weight-decay", "weight_decay", defaults.weight_decay),
+        ("--warmup-epochs", "warmup_epochs", 1 if recipe.get("epochs_requested") is None else defaults.warmup_epochs),
+        ("--min-lr-ratio", "min_lr_ratio", defaults.min_lr_ratio),
+        ("--grad-clip", "grad_clip_norm", defaults.grad_clip),
+        ("--max-train-graphs", "max_train_graphs", None),
+    ):
+        value = data.get(key) if key == "max_train_graphs" else recipe.get(key, default)
+        if value != default:
+            cmd += f" {flag} {value}"
+    if len(seeds) == 1:
+        return cmd + f" --out runs/{name}"
+    return cmd + f" --out runs/{name}-sSEED  # SEED in {seeds}; the first seed's weights are shipped"
+
+
 #: run settings that must agree between the seeds packaged into one entry
 _SAME_ACROSS_SEEDS = ("arch", "dataset", "config", "finetuned_from")
-_SAME_RECIPE_ACROSS_SEEDS = ("lr", "batch_size", "weight_decay", "time_budget_s", "epochs_requested", "threads")
+_SAME_RECIPE_ACROSS_SEEDS = (
+    "lr",
+    "batch_size",
+    "weight_decay",
+    "time_budget_s",
+    "epochs_requested",
+    "threads",
+    "lr_schedule",
+    "grad_clip_norm",
+)
 
 
 def package_run(
@@ -394,6 +820,7 @@ def package_run(
     tolerance: float = 1e-4,
     notes: str = "",
     require_full_train: bool = True,
+    replace: bool = False,
 ) -> ZooEntry:
     """Turn finished training runs (``record.json`` + ``best.safetensors`` of :mod:`dgl_hod.train`) into a zoo entry.
 
@@ -403,18 +830,19 @@ def package_run(
     record by more than ``tolerance``); the entry's ``mean``/``std`` are over all seeds, and ``weights_value`` is
     the shipped file's own value (what ``dgl-hod eval`` reproduces).  Nothing in the entry is typed by hand.
     """
-    import json
-
     from .datasets import get_info
 
     zoo = zoo or default_zoo()
+    zoo.check_new_name(name, replace=replace)  # naming scheme; an existing entry needs replace=True
     runs = [Path(run_dir)] if isinstance(run_dir, (str, os.PathLike)) else [Path(r) for r in run_dir]
     if not runs:
         raise ValueError("give at least one run directory")
     verified = [_verified_run(r, tolerance, require_full_train) for r in runs]
     record, config, model, _ = verified[0]
+    check_name(name, record["arch"], config)
     for run, (rec_i, _, _, _) in zip(runs[1:], verified[1:]):
         differ = [k for k in _SAME_ACROSS_SEEDS if rec_i.get(k) != record.get(k)]
+        differ += ["data.fold"] if rec_i["data"]["fold"] != record["data"]["fold"] else []
         differ += [
             f"recipe.{k}" for k in _SAME_RECIPE_ACROSS_SEEDS if rec_i["recipe"].get(k) != record["recipe"].get(k)
         ]
@@ -424,14 +852,8 @@ def package_run(
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"runs {', '.join(map(str, runs))} repeat a seed: {seeds}")
     metric = record["metrics"]["metric"]
-    seed_arg = str(seeds[0]) if len(seeds) == 1 else "SEED"
     origin = record.get("finetuned_from")
-    if origin:  # a fine-tuned run is reproduced from its zoo model, not from a config
-        start = f"--finetune {origin['zoo_model']}" + (f" --freeze {origin['freeze']}" if origin.get("freeze") else "")
-        if origin.get("body_lr_scale", 1.0) != 1.0:
-            start += f" --body-lr-scale {origin['body_lr_scale']:g}"
-    else:
-        start = f"{record['arch']} --config '{json.dumps(record['config'], separators=(',', ':'))}'"
+    fold = record["data"]["fold"]
     weights_rel = f"models/{name}.safetensors"
     sha = save_weights(model, zoo.models_dir / f"{name}.safetensors")
     recipe = dict(record["recipe"])
@@ -443,18 +865,10 @@ def package_run(
         best_epoch=record["metrics"]["best_epoch"],
         finished=record.get("finished"),
         seeds=seeds,
-        command=(
-            f"python -m dgl_hod.train {start} --dataset {record['dataset']} --seed {seed_arg} "
-            f"--batch-size {recipe.get('batch_size')} --lr {recipe.get('lr')} --threads "
-            f"{recipe.get('threads')}"
-            + (f" --time-budget {recipe['time_budget_s']:g}" if recipe.get("time_budget_s") else "")
-            + (
-                f" --out runs/{name}"
-                if len(seeds) == 1
-                else f" --out runs/{name}-sSEED  # SEED in {seeds}; the first seed's weights are shipped"
-            )
-        ),
+        command=_train_command(record, name, seeds),
     )
+    if fold is not None:  # csl, mutag, proteins: the metrics are those of this fold; `dgl-hod eval` uses it
+        recipe["fold"] = fold
     if origin:
         recipe["finetuned_from"] = origin
     if len(verified) > 1:
@@ -471,16 +885,19 @@ def package_run(
             "per_seed": [round(v, 6) for v in values],
             "weights_seed": seeds[0],
             "weights_value": round(values[0], 6),
+            "split": record["data"]["val_split"] if split == "val" else "test",
         }
+        if fold is not None:
+            metrics[split]["fold"] = fold
     info = get_info(record["dataset"])
-    ref = reference_output(model, record["dataset"], "test", REFERENCE_INDICES)
+    ref_split = "test" if fold is None else "all"  # a fold dataset's "test" needs a fold; "all" does not
+    ref = reference_output(model, record["dataset"], ref_split, REFERENCE_INDICES)
     entry = ZooEntry(
         name=name,
         arch=record["arch"],
         config=_plain(config),
         dataset=record["dataset"],
         task=info.task_type,
-        num_tasks=int(config.get("num_tasks", info.num_tasks)),
         weights=weights_rel,
         sha256=sha,
         num_params=sum(p.numel() for p in model.parameters()),
@@ -490,14 +907,13 @@ def package_run(
         license="MIT",
         paper=PAPERS.get(record["arch"], ""),
         reference={
-            "split": "test",
+            "split": ref_split,
             "indices": REFERENCE_INDICES,
             "output": [[round(float(v), 6) for v in row] for row in ref.tolist()],
         },
         notes=notes,
     )
-    zoo.write_entry(entry)
-    return entry
+    return zoo.write_entry(entry)  # binds the weights to the config (hash in metadata and entry)
 
 
 def _plain(obj: Any) -> Any:
@@ -513,7 +929,7 @@ _DEFAULT: Zoo | None = None
 
 
 def default_zoo() -> Zoo:
-    """The zoo of ``$DGL_HOD_ZOO`` or the repository's ``zoo.yaml`` (re-read when the variables change)."""
+    """The zoo of ``$DGL_HOD_ZOO`` or the shipped ``zoo.yaml`` (re-read when the variables change)."""
     global _DEFAULT
     want = Zoo()
     if _DEFAULT is None or (_DEFAULT.path, _DEFAULT.models_dir) != (want.path, want.models_dir):
@@ -533,12 +949,25 @@ def model_info(name: str) -> ZooEntry:
 
 def load_model(
     name: str,
+    *,
     pretrained: bool = True,
     num_tasks: int | None = None,
     freeze: str | Sequence[str] | None = None,
     weights: str | os.PathLike | None = None,
     strict: bool = True,
     new_head: bool | None = None,
-) -> nn.Module:
-    """Load zoo model ``name`` (see :meth:`Zoo.load_model`)."""
-    return default_zoo().load_model(name, pretrained, num_tasks, freeze, weights, strict, new_head)
+    cast: bool = False,
+    verify: bool = True,
+) -> GraphModel:
+    """Load zoo model ``name``; the options are keyword-only (see :meth:`Zoo.load_model`)."""
+    return default_zoo().load_model(
+        name,
+        pretrained=pretrained,
+        num_tasks=num_tasks,
+        freeze=freeze,
+        weights=weights,
+        strict=strict,
+        new_head=new_head,
+        cast=cast,
+        verify=verify,
+    )

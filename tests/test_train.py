@@ -6,7 +6,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from dgl_hod.train import CheckpointError, lr_factor, train
+import dgl_hod.train as train_mod
+from dgl_hod.train import CHECKPOINT, CheckpointError, lr_factor, train
 
 TINY = {
     "order": 1,
@@ -24,7 +25,7 @@ def test_zinc_smoke_loss_falls_and_outputs_are_complete(tmp_path):
     losses = [h["train_loss"] for h in rec["history"]]
     assert losses[-1] < losses[0], losses
     saved = json.loads((tmp_path / "record.json").read_text())
-    assert saved["arch"] == "hod-gnn" and saved["config"]["node_vocab"] == [28] and saved["config"]["order"] == 1
+    assert saved["arch"] == "hod-gnn" and saved["config"]["node_vocab"] == [28] and saved["config"]["max_order"] == 1
     assert saved["recipe"]["epochs_run"] == 4 and saved["recipe"]["optimizer"] == "AdamW"
     assert saved["recipe"]["loss"] == "L1" and saved["recipe"]["threads"] == 1
     m = saved["metrics"]
@@ -40,34 +41,40 @@ def test_zinc_smoke_loss_falls_and_outputs_are_complete(tmp_path):
     model.load_state_dict(weights)
 
 
-def test_resume_after_kill_continues_exactly(tmp_path):
+def _killed_after_first_epoch(monkeypatch, *args, **kw):
+    """Run ``train`` and stop it (as a kill would) after its first epoch's checkpoint is written."""
+    monkeypatch.setattr(train_mod, "_STOP_AFTER_EPOCHS", 1)
+    with pytest.raises(train_mod._SimulatedKill):
+        train(*args, **kw)
+    monkeypatch.setattr(train_mod, "_STOP_AFTER_EPOCHS", None)
+
+
+def test_resume_after_kill_continues_exactly(tmp_path, monkeypatch):
     straight = train("hod-gnn", "zinc12k", TINY, tmp_path / "a", epochs=2, **KW)
-    part = train("hod-gnn", "zinc12k", TINY, tmp_path / "b", epochs=2, stop_after_epochs=1, **KW)
-    assert part == {"stopped_after_epochs": 1, "epoch": 1}
-    assert not (tmp_path / "b" / "record.json").exists()
+    _killed_after_first_epoch(monkeypatch, "hod-gnn", "zinc12k", TINY, tmp_path / "b", epochs=2, **KW)
+    assert (tmp_path / "b" / CHECKPOINT).exists() and not (tmp_path / "b" / "record.json").exists()
     with pytest.raises(FileExistsError, match="resume"):
         train("hod-gnn", "zinc12k", TINY, tmp_path / "b", epochs=2, **KW)
     resumed = train("hod-gnn", "zinc12k", TINY, tmp_path / "b", epochs=2, resume=True, **KW)
     assert [h["epoch"] for h in resumed["history"]] == [1, 2]
-    for h1, h2 in zip(straight["history"], resumed["history"]):
-        assert h1["train_loss"] == pytest.approx(h2["train_loss"], rel=1e-5)
-        assert h1["val"] == pytest.approx(h2["val"], rel=1e-5)
+    for h1, h2 in zip(straight["history"], resumed["history"]):  # bit for bit: same losses, metrics and weights
+        assert (h1["train_loss"], h1["val"], h1["test"]) == (h2["train_loss"], h2["val"], h2["test"])
     wa, wb = load_file(str(tmp_path / "a" / "best.safetensors")), load_file(str(tmp_path / "b" / "best.safetensors"))
-    assert all(torch.allclose(wa[k].float(), wb[k].float(), atol=1e-5) for k in wa)
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     assert len(resumed["recipe"]["sessions"]) == 2
 
 
-def test_corrupt_checkpoint_gives_a_clear_error(tmp_path):
-    train("hod-gnn", "zinc12k", TINY, tmp_path, epochs=2, stop_after_epochs=1, **KW)
-    ckpt = tmp_path / "checkpoint.pt"
+def test_corrupt_checkpoint_gives_a_clear_error(tmp_path, monkeypatch):
+    _killed_after_first_epoch(monkeypatch, "hod-gnn", "zinc12k", TINY, tmp_path, epochs=2, **KW)
+    ckpt = tmp_path / CHECKPOINT
     data = ckpt.read_bytes()
     ckpt.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
         train("hod-gnn", "zinc12k", TINY, tmp_path, epochs=2, resume=True, **KW)
 
 
-def test_resume_refuses_a_different_run(tmp_path):
-    train("hod-gnn", "zinc12k", TINY, tmp_path, epochs=2, stop_after_epochs=1, **KW)
+def test_resume_refuses_a_different_run(tmp_path, monkeypatch):
+    _killed_after_first_epoch(monkeypatch, "hod-gnn", "zinc12k", TINY, tmp_path, epochs=2, **KW)
     with pytest.raises(CheckpointError, match="different run"):
         train("hod-gnn", "zinc12k", {**TINY, "order": 2}, tmp_path, epochs=2, resume=True, **KW)
 

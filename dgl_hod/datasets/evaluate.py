@@ -1,4 +1,18 @@
-"""OGB-style evaluators: ``Evaluator(name).eval({"y_true": ..., "y_pred": ...}) -> {metric: value}``."""
+"""OGB-style evaluators: ``Evaluator(name).eval({"y_true": ..., "y_pred": ...}) -> {metric: value}``.
+
+A drop-in for ``ogb.graphproppred.Evaluator``: same interface, and bad input raises :class:`EvaluatorInputError`,
+which is both a ``ValueError`` and a ``RuntimeError`` (OGB raises ``RuntimeError``; code written for OGB catches
+that). Whether a larger value is better is :attr:`Evaluator.higher_is_better`, the one place the trainer, the zoo
+and the CLI read it from.
+
+Example:
+    >>> import numpy as np
+    >>> ev = Evaluator("zinc12k")
+    >>> ev.eval({"y_true": np.array([[1.0], [2.0]]), "y_pred": np.array([[0.5], [3.0]])})
+    {'mae': 0.75}
+    >>> ev.higher_is_better
+    False
+"""
 
 from __future__ import annotations
 
@@ -6,7 +20,14 @@ import numpy as np
 
 from .registry import get_info
 
-__all__ = ["Evaluator", "ap", "rocauc", "rmse", "mae", "accuracy"]
+__all__ = ["HIGHER_IS_BETTER", "Evaluator", "EvaluatorInputError", "accuracy", "ap", "mae", "rmse", "rocauc"]
+
+
+class EvaluatorInputError(ValueError, RuntimeError):
+    """Input an :class:`Evaluator` cannot score (wrong type, shape, number of tasks, a missing key).
+
+    Both a ``ValueError`` (this project's convention) and a ``RuntimeError`` (what OGB's evaluator raises).
+    """
 
 
 def _to_numpy(a, what: str) -> np.ndarray:
@@ -18,7 +39,7 @@ def _to_numpy(a, what: str) -> np.ndarray:
     except ImportError:  # pragma: no cover
         pass
     if not isinstance(a, np.ndarray):
-        raise TypeError(f"{what} must be a numpy array or torch tensor, got {type(a).__name__}")
+        raise EvaluatorInputError(f"{what} must be a numpy array or torch tensor, got {type(a).__name__}")
     return a
 
 
@@ -31,7 +52,7 @@ def _mean_over_binary_tasks(y_true: np.ndarray, y_pred: np.ndarray, score, what:
         if np.any(yt == 1) and np.any(yt == 0):
             scores.append(score(yt, y_pred[labeled, t]))
     if not scores:
-        raise RuntimeError(f"No task has both positive and negative labels; {what} is undefined.")
+        raise EvaluatorInputError(f"No task has both positive and negative labels; {what} is undefined.")
     return float(np.mean(scores))
 
 
@@ -71,6 +92,9 @@ def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 _METRICS = {"rocauc": rocauc, "ap": ap, "rmse": rmse, "mae": mae, "accuracy": accuracy}
 
+#: metric -> whether a larger value is better (read it through :attr:`Evaluator.higher_is_better`)
+HIGHER_IS_BETTER = {"rocauc": True, "ap": True, "accuracy": True, "rmse": False, "mae": False}
+
 
 class Evaluator:
     """Evaluator for a registered dataset, with OGB's interface and shape checks.
@@ -87,6 +111,13 @@ class Evaluator:
         if self.eval_metric not in _METRICS:
             raise ValueError(f"{self.name} is judged by pair distinction ({self.eval_metric!r}), not by an Evaluator")
         self.num_tasks = 1 if self.eval_metric == "accuracy" else self.info.num_tasks
+        self.higher_is_better: bool = HIGHER_IS_BETTER[self.eval_metric]
+
+    def is_better(self, value: float, than: float | None) -> bool:
+        """Whether ``value`` improves on ``than`` (``None``: nothing yet, so any value does) for this metric."""
+        if than is None:
+            return True
+        return value > than if self.higher_is_better else value < than
 
     @property
     def expected_input_format(self) -> str:
@@ -97,19 +128,27 @@ class Evaluator:
 
     def _check(self, input_dict) -> tuple[np.ndarray, np.ndarray]:
         if not isinstance(input_dict, dict) or "y_true" not in input_dict or "y_pred" not in input_dict:
-            raise ValueError(f"Evaluator({self.name!r}).eval expects {self.expected_input_format}")
+            raise EvaluatorInputError(f"Evaluator({self.name!r}).eval expects {self.expected_input_format}")
         y_true = _to_numpy(input_dict["y_true"], "y_true")
         y_pred = _to_numpy(input_dict["y_pred"], "y_pred")
         for what, a in (("y_true", y_true), ("y_pred", y_pred)):
             if a.ndim != 2:
-                raise ValueError(
+                raise EvaluatorInputError(
                     f"{what} must be 2-dimensional (num_graphs, {self.num_tasks}); got shape "
                     f"{a.shape}. For one task use .reshape(-1, 1)."
                 )
         if y_true.shape != y_pred.shape:
-            raise ValueError(f"y_true and y_pred must have the same shape; got {y_true.shape} and {y_pred.shape}")
+            raise EvaluatorInputError(
+                f"y_true and y_pred must have the same shape; got {y_true.shape} and {y_pred.shape}"
+                + (
+                    " (y_pred for accuracy is the predicted class id per graph, e.g. logits.argmax(1, keepdim=True); "
+                    "dgl_hod.evaluation.evaluate does this for you)"
+                    if self.eval_metric == "accuracy"
+                    else ""
+                )
+            )
         if y_true.shape[1] != self.num_tasks:
-            raise ValueError(f"{self.name} has {self.num_tasks} task(s); got {y_true.shape[1]} columns")
+            raise EvaluatorInputError(f"{self.name} has {self.num_tasks} task(s); got {y_true.shape[1]} columns")
         return y_true.astype(np.float64), y_pred.astype(np.float64)
 
     def eval(self, input_dict) -> dict[str, float]:
