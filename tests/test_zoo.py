@@ -10,7 +10,16 @@ import torch
 
 from dgl_hod import create_model
 from dgl_hod.datasets import load_dataset
-from dgl_hod.zoo import WeightsError, Zoo, ZooEntry, default_zoo, reference_output, save_weights, sha256_file
+from dgl_hod.zoo import (
+    WeightsError,
+    Zoo,
+    ZooEntry,
+    config_sha256,
+    default_zoo,
+    reference_output,
+    save_weights,
+    sha256_file,
+)
 
 TINY = dict(node_vocab=(28,), edge_vocab=(4,), num_tasks=1, hidden_dim=8, num_layers=2)
 
@@ -22,7 +31,6 @@ def _entry(name, weights, sha, model, **kw):
         config=dict(TINY),
         dataset="zinc12k",
         task="regression",
-        num_tasks=1,
         weights=weights,
         sha256=sha,
         num_params=sum(p.numel() for p in model.parameters()),
@@ -162,6 +170,7 @@ def test_zoo_entry(name):
     assert ref, f"{name}: no reference output"
     got = reference_output(model, entry.dataset, ref["split"], ref["indices"])
     assert torch.allclose(got, torch.tensor(ref["output"]), atol=1e-5, rtol=1e-5)
+    assert entry.config_sha256 == config_sha256(entry.config), f"{name}: config_sha256 missing or stale"
 
 
 def test_package_run_and_cli_eval(tmp_path, monkeypatch, capsys):
@@ -183,17 +192,17 @@ def test_package_run_and_cli_eval(tmp_path, monkeypatch, capsys):
     )
     zoo = Zoo(tmp_path / "zoo.yaml", tmp_path / "models")
     with pytest.raises(ValueError, match="not the full train split"):
-        package_run(run, "tiny-zinc", zoo)
-    entry = package_run(run, "tiny-zinc", zoo, require_full_train=False)
-    assert entry.sha256 == sha256_file(tmp_path / "models" / "tiny-zinc.safetensors")
+        package_run(run, "gine-tiny-zinc", zoo)
+    entry = package_run(run, "gine-tiny-zinc", zoo, require_full_train=False)
+    assert entry.sha256 == sha256_file(tmp_path / "models" / "gine-tiny-zinc.safetensors")
     assert entry.metrics["test"]["num_seeds"] == 1 and entry.recipe["epochs_run"] == 1
     monkeypatch.setenv("DGL_HOD_ZOO", str(tmp_path / "zoo.yaml"))
     monkeypatch.setenv("DGL_HOD_MODELS", str(tmp_path / "models"))
-    assert cli.main(["eval", "tiny-zinc", "--json"]) == 0
+    assert cli.main(["eval", "gine-tiny-zinc", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["abs_diff"] < 1e-4
     assert cli.main(["list", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)[0]["name"] == "tiny-zinc"
+    assert json.loads(capsys.readouterr().out)[0]["name"] == "gine-tiny-zinc"
     assert cli.main(["info", "nope"]) == 2
     assert "unknown model 'nope'" in capsys.readouterr().err
 
@@ -201,18 +210,18 @@ def test_package_run_and_cli_eval(tmp_path, monkeypatch, capsys):
     kw = dict(epochs=1, max_train_graphs=64, progress=False, log=False)
     train("gine", "zinc12k", {"hidden_dim": 8, "num_layers": 2}, tmp_path / "run-s1", seed=1, **kw)
     train("gine", "zinc12k", {"hidden_dim": 16, "num_layers": 2}, tmp_path / "other", **kw)
-    two = package_run([run, tmp_path / "run-s1"], "tiny2-zinc", zoo, require_full_train=False)
+    two = package_run([run, tmp_path / "run-s1"], "gine-tiny2-zinc", zoo, require_full_train=False)
     m = two.metrics["test"]
     assert m["num_seeds"] == 2 and m["seeds"] == [0, 1] and m["weights_seed"] == 0
     assert m["weights_value"] == entry.metrics["test"]["mean"]
     assert m["mean"] == pytest.approx(sum(m["per_seed"]) / 2, abs=1e-6) and m["std"] > 0
     assert "SEED in [0, 1]" in two.recipe["command"]
-    assert cli.main(["eval", "tiny2-zinc", "--json"]) == 0
+    assert cli.main(["eval", "gine-tiny2-zinc", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["abs_diff"] < 1e-4
     with pytest.raises(ValueError, match="repeat a seed"):
-        package_run([run, run], "bad-zinc", zoo, require_full_train=False)
+        package_run([run, run], "gine-bad-zinc", zoo, require_full_train=False)
     with pytest.raises(ValueError, match="is not a seed of .* config differ"):
-        package_run([run, tmp_path / "other"], "bad-zinc", zoo, require_full_train=False)
+        package_run([run, tmp_path / "other"], "gine-bad-zinc", zoo, require_full_train=False)
 
 
 def test_finetune_body_lr_scale_and_freeze(tiny_zoo, tmp_path, monkeypatch):
@@ -228,8 +237,7 @@ def test_finetune_body_lr_scale_and_freeze(tiny_zoo, tmp_path, monkeypatch):
         "zinc12k",
         None,
         run,
-        epochs=2,
-        stop_after_epochs=1,
+        epochs=1,
         max_train_graphs=64,
         max_eval_graphs=32,
         progress=False,
@@ -267,7 +275,7 @@ def test_finetune_body_lr_scale_and_freeze(tiny_zoo, tmp_path, monkeypatch):
         freeze="encoder",
         body_lr_scale=0.1,
     )
-    ft = package_run(tmp_path / "ft2", "tiny-ft-zinc", zoo, require_full_train=False)
+    ft = package_run(tmp_path / "ft2", "gine-ft-zinc", zoo, require_full_train=False)
     assert ft.recipe["command"].startswith(
         "python -m dgl_hod.train --finetune tiny-zinc --freeze encoder --body-lr-scale 0.1 --dataset zinc12k"
     )
@@ -278,5 +286,5 @@ def test_finetune_body_lr_scale_and_freeze(tiny_zoo, tmp_path, monkeypatch):
         train("gine", "zinc12k", {**TINY, "node_vocab": (5,)}, tmp_path / "w", epochs=1)
     with pytest.raises(ValueError, match="only applies when fine-tuning"):
         train("gine", "zinc12k", TINY, tmp_path / "x", epochs=1, body_lr_scale=0.1)
-    with pytest.raises(ValueError, match=r"body_lr_scale must be in \(0, 1\]"):
+    with pytest.raises(ValueError, match=r"body_lr_scale.* must be in \(0, 1\]"):
         train(None, "zinc12k", None, tmp_path / "y", epochs=1, finetune="tiny-zinc", body_lr_scale=0.0)

@@ -26,7 +26,7 @@ import dgl
 import torch
 from torch import Tensor, nn
 
-from .. import jets as J
+from .. import jets as jetlib
 from ..nn.base_mpnn import BaseMPNN, GraphJets
 from ..nn.derivative_encoders import JET_NORMS, DerivativeEncoder
 from ..nn.downstream import NORMS, DownstreamGNN
@@ -85,14 +85,14 @@ class HODGNNConfig(GraphConfig):
     def validate(self) -> None:
         self.check_int("num_tasks", "hidden_dim", "base_hidden_dim", "base_layers", "num_marks")
         self.check_int("downstream_layers", minimum=0)
-        if not isinstance(self.order, int) or isinstance(self.order, bool) or not 0 <= self.order <= J.MAX_ORDER:
-            self._fail(f"order must be an int in 0..{J.MAX_ORDER} (0 = no derivatives), got {self.order!r}")
+        if not isinstance(self.order, int) or isinstance(self.order, bool) or not 0 <= self.order <= jetlib.MAX_ORDER:
+            self._fail(f"order must be an int in 0..{jetlib.MAX_ORDER} (0 = no derivatives), got {self.order!r}")
         if self.encoder_hidden_dim is not None:
             self.check_int("encoder_hidden_dim")
         self.check_vocabs()
         self.check_choices(
             (
-                ("activation", J.ACTIVATIONS),
+                ("activation", jetlib.ACTIVATIONS),
                 ("base_aggregation", ("sum", "mean")),
                 ("base_init", ("default", "rwse")),
                 ("jet_mode", ("dense", "sparse")),

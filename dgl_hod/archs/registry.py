@@ -14,11 +14,12 @@ import dataclasses
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from torch import nn
+if TYPE_CHECKING:
+    from .base import GraphModel
 
-__all__ = ["ArchEntry", "create_model", "get_arch", "list_archs", "register_arch"]
+__all__ = ["ArchEntry", "arch_info", "create_model", "get_arch", "list_archs", "register_arch"]
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,8 @@ def _close(name: str, options) -> str:
     return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
 
-def get_arch(name: str) -> ArchEntry:
+def arch_info(name: str) -> ArchEntry:
+    """The registered :class:`ArchEntry` of ``name`` (``get_arch`` is the old name of this function)."""
     if name not in _ARCHS:
         raise KeyError(f"unknown architecture {name!r}.{_close(name, _ARCHS)} Available: {list_archs()}")
     return _ARCHS[name]
@@ -63,7 +65,7 @@ def get_arch(name: str) -> ArchEntry:
 
 def make_config(arch: str, **config: Any):
     """The validated config dataclass of ``arch`` (unknown keys -> error naming the valid ones)."""
-    entry = get_arch(arch)
+    entry = arch_info(arch)
     fields = {f.name for f in dataclasses.fields(entry.config_cls)}
     unknown = sorted(set(config) - fields)
     if unknown:
@@ -76,6 +78,9 @@ def make_config(arch: str, **config: Any):
     return cfg
 
 
-def create_model(arch: str, **config: Any) -> nn.Module:
+def create_model(arch: str, **config: Any) -> GraphModel:
     """Build architecture ``arch`` (see :func:`list_archs`) from keyword config, validated by its dataclass."""
-    return get_arch(arch).model_cls(make_config(arch, **config))
+    return cast("GraphModel", arch_info(arch).model_cls(make_config(arch, **config)))
+
+
+get_arch = arch_info  # old name, kept as an alias

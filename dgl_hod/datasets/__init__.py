@@ -17,7 +17,7 @@ from .evaluate import Evaluator
 from .expressivity import expressivity_pairs
 from .graphs import GraphDataset, PackedGraphs
 from .loaders import LOADERS
-from .registry import COUNTING_TARGETS, REGISTRY, DatasetInfo, canonical_split, get_info, list_datasets
+from .registry import COUNTING_TARGETS, REGISTRY, DatasetInfo, canonical_split, dataset_info, get_info, list_datasets
 from .smiles import MoleculeError, from_smiles, scaffold_split
 from .user import UserDataError, UserGraphDataset, from_graphs, register_dataset
 
@@ -25,6 +25,7 @@ __all__ = [
     "load_dataset",
     "list_datasets",
     "get_info",
+    "dataset_info",
     "DatasetInfo",
     "GraphDataset",
     "Evaluator",

@@ -19,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..resources import shipped_root
 from ..utils import atomic_write_bytes, sha256_file
 
 __all__ = ["DatasetFileError", "atomic_save_npz", "cache_dir", "data_root", "verified_path", "verify_all"]
 
-_REPO_DATA = Path(__file__).resolve().parents[2] / "datasets"
+_REPO_DATA = shipped_root() / "datasets"  # the checkout's datasets/, or the copy inside an installed wheel
 _VERIFIED: set[tuple[str, int, int]] = set()  # (path, size, mtime_ns) whose content was hashed in this process
 
 

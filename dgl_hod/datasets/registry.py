@@ -8,7 +8,7 @@ from types import MappingProxyType
 
 from ..utils import did_you_mean
 
-__all__ = ["DatasetInfo", "REGISTRY", "list_datasets", "get_info", "canonical_split", "OGB_ATOM_DIMS", "OGB_BOND_DIMS"]
+__all__ = ["DatasetInfo", "REGISTRY", "list_datasets", "dataset_info", "get_info", "canonical_split", "OGB_ATOM_DIMS", "OGB_BOND_DIMS"]
 
 OGB_ATOM_DIMS = (119, 5, 12, 12, 10, 6, 6, 2, 2)  # ogb.utils.features.get_atom_feature_dims()
 OGB_BOND_DIMS = (5, 6, 2)  # ogb.utils.features.get_bond_feature_dims()
@@ -270,14 +270,17 @@ def list_datasets() -> list[str]:
     return list(REGISTRY)
 
 
-def get_info(name: str) -> DatasetInfo:
-    """Metadata for ``name``; an unknown name raises ``KeyError`` listing close matches."""
+def dataset_info(name: str) -> DatasetInfo:
+    """Metadata for ``name``; an unknown name raises ``KeyError`` listing close matches (old name: ``get_info``)."""
     key = name.lower().strip()
     if key in REGISTRY:
         return REGISTRY[key]
     if key in USER_INFOS:
         return USER_INFOS[key]
     raise KeyError(f"Unknown dataset {name!r}.{did_you_mean(key, REGISTRY)} Available: {', '.join(REGISTRY)}.")
+
+
+get_info = dataset_info  # old name, kept as an alias
 
 
 def canonical_split(info: DatasetInfo, split: str | None) -> str:

@@ -23,7 +23,7 @@ import dgl.function as fn
 import torch
 from torch import Tensor, nn
 
-from .. import jets as J
+from .. import jets as jetlib
 from .layouts import DenseLayout, SparseLayout
 
 __all__ = ["BaseMPNN", "GraphJets", "JetGINLayer", "JetMemoryError"]
@@ -60,7 +60,7 @@ class JetGINLayer(nn.Module):
         train_eps: bool = True,
     ):
         super().__init__()
-        self.activation = J.check_activation(activation)
+        self.activation = jetlib.check_activation(activation)
         if aggregation not in AGGREGATIONS:
             raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
         self.aggregation = aggregation
@@ -87,7 +87,7 @@ class JetGINLayer(nn.Module):
 
     def forward(self, g: dgl.DGLGraph, h: Tensor, e: Tensor | None = None) -> Tensor:
         """Plain forward: ``h`` (N, in_dim), ``e`` (E, edge_dim) -> (N, out_dim)."""
-        act = J.TORCH_ACTIVATIONS[self.activation]
+        act = jetlib.TORCH_ACTIVATIONS[self.activation]
         with g.local_scope():
             g.ndata["h"] = h
             if self.edge_lin is None:
@@ -102,18 +102,18 @@ class JetGINLayer(nn.Module):
         a = (1 + self.eps) * h + agg
         return act(self.lin2(act(self.lin1(a))))
 
-    def forward_jet(self, g: dgl.DGLGraph, jet: J.Jet, e: Tensor | None = None) -> J.Jet:
+    def forward_jet(self, g: dgl.DGLGraph, jet: jetlib.Jet, e: Tensor | None = None) -> jetlib.Jet:
         """The same layer on a jet: aggregation with DGL, node-wise maps with the chain rule."""
         if self.edge_lin is None:
-            agg = J.aggregate(jet)
+            agg = jetlib.aggregate(jet)
         else:
             src, _ = g.edges()
-            agg = J.aggregate_activated_messages(jet, jet.value[src] + self.edge_lin(e), self.activation)
+            agg = jetlib.aggregate_activated_messages(jet, jet.value[src] + self.edge_lin(e), self.activation)
         if self.aggregation == "mean":
             agg = agg.scale_nodes(self._inv_degree(g, jet.value))
-        a = J.add_scaled(jet, 1 + self.eps, agg)
-        out = J.elementwise(J.linear(a, self.lin1.weight, self.lin1.bias), self.activation)
-        return J.elementwise(J.linear(out, self.lin2.weight, self.lin2.bias), self.activation)
+        a = jetlib.add_scaled(jet, 1 + self.eps, agg)
+        out = jetlib.elementwise(jetlib.linear(a, self.lin1.weight, self.lin1.bias), self.activation)
+        return jetlib.elementwise(jetlib.linear(out, self.lin2.weight, self.lin2.bias), self.activation)
 
     def extra_repr(self) -> str:
         kind = "GIN" if self.edge_dim is None else f"GINE(edge_dim={self.edge_dim})"
@@ -349,8 +349,8 @@ class BaseMPNN(nn.Module):
             max_memory_gb: refuse (:class:`JetMemoryError`) when the estimate of :meth:`jet_memory_bytes` exceeds
                 this; default 75% of the machine's RAM.
         """
-        if not isinstance(order, int) or not 1 <= order <= J.MAX_ORDER:
-            raise ValueError(f"order must be an int in 1..{J.MAX_ORDER}, got {order!r}")
+        if not isinstance(order, int) or not 1 <= order <= jetlib.MAX_ORDER:
+            raise ValueError(f"order must be an int in 1..{jetlib.MAX_ORDER}, got {order!r}")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self._check_inputs(g, x, e)
@@ -366,7 +366,7 @@ class BaseMPNN(nn.Module):
                 f"{limit / 2**30:.2f} GiB; use {hint}a smaller order, smaller batches or width, or raise max_memory_gb"
             )
         directions = self.mark_directions.to(x.dtype)
-        jet = J.Jet([x] + layout.init_marks(directions, order), layout)
+        jet = jetlib.Jet([x] + layout.init_marks(directions, order), layout)
         for layer in self.layers:
             jet = layer.forward_jet(g, jet, e)
         return GraphJets(jet.value, jet.comps[1:], layout)
