@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export DGLBACKEND := pytorch
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test lint doctest wheel-test ci bench install clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,18 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
+# docstring examples of the package (`>>>` lines)
+doctest: $(VENV)/.installed
+	$(PY) -m pytest -q --doctest-modules dgl_hod -p no:cacheprovider
+
+# build the wheel, install it without dependencies into a folder, run `dgl-hod eval gine-zinc` outside the checkout
+# (also part of `make test`)
+wheel-test: $(VENV)/.installed
+	$(PY) -m pytest -q tests/test_install.py -p no:cacheprovider
+
+# what .ci/run runs: lint (ruff, ruff format --check, mypy), the docstring examples, the tests (wheel test included)
+ci: lint doctest test
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -31,4 +43,4 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_jets.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info
