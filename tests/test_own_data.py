@@ -213,6 +213,7 @@ def test_split_views_index_input_rows_and_random_split_is_seeded():
         train.split("test")
 
 
+@pytest.mark.filterwarnings("ignore:the .* split .* has no task with both")
 def test_split_from_a_column():
     df = pd.DataFrame(
         {"smiles": ["CCO", "CCN", "CCC", "CCCl"], "y": [0, 1, 0, 1], "fold": ["train", "val", "test", "train"]}
@@ -244,6 +245,7 @@ def test_from_graphs_round_trips_builtin_graphs():
     assert ds.info.node_feat_dims == (28,) and ds.info.edge_feat_dims == (4,)
 
 
+@pytest.mark.filterwarnings("ignore:the .* split .* has no task with both")
 def test_from_graphs_checks():
     good = [_path_graph(n) for n in range(2, 12)]
     ds = from_graphs(good, np.arange(10) % 2, task="binary")
@@ -276,6 +278,7 @@ def test_from_graphs_checks():
 
 
 # --- registration, pickling, metadata -------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore:the .* split .* has no task with both")
 def test_register_makes_the_dataset_loadable_by_name():
     df = pd.DataFrame({"smiles": ["CCO", "CCN", "CCC", "CCCl", "c1ccccc1", "CC=O", "CC#N", "CCS", "OCCO", "NCCN"],
                        "y": [0, 1, 0, 1, 1, 0, 0, 1, 0, 1]})  # fmt: skip
@@ -414,3 +417,34 @@ def test_finetune_on_user_molecules_then_predict_and_evaluate_the_run(tmp_path):
         ev = evaluate_molecules(run, csv, "smiles", ["active"], split_by="random", split="test")
     assert ev["metric"] == "rocauc" and ev["num_graphs"] == 5
     assert ev["rocauc"] == pytest.approx(rec["metrics"]["test_at_best_val"], abs=1e-6)
+
+
+def test_a_split_without_both_classes_is_warned_about():
+    df = pd.DataFrame({"smiles": ["C" * (i + 1) for i in range(10)], "y": [1, 1, 1, 1, 1, 1, 1, 1, 1, 0]})
+    with pytest.warns(UserWarning, match=r"the (valid|test) split \(1 graphs\) has no task with both 0 and 1"):
+        from_smiles(df, "smiles", "y", task="binary", split="random")
+
+
+def test_the_docs_example_runs(tmp_path, monkeypatch):
+    """docs/own-data.md: every ```python block, in order, in one namespace (CSV -> fine-tuned model -> predictions)."""
+    import contextlib
+    import io
+    import re
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parent.parent / "docs" / "own-data.md"
+    blocks = re.findall(r"^```python\n(.*?)^```", page.read_text(encoding="utf-8"), re.M | re.S)
+    assert len(blocks) >= 5
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {"__name__": "__docs__"}
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for i, code in enumerate(blocks):
+                exec(compile(code, f"own-data.md[python block {i}]", "exec"), namespace)  # noqa: S102
+    finally:
+        unregister_dataset("my-assay")
+    pred = pd.read_csv(tmp_path / "predictions.csv")
+    assert pred.columns.tolist() == ["row", "smiles", "active_probability"] and pred["row"].tolist() == [0, 1, 3]
+    assert pd.read_csv(tmp_path / "predictions.skipped.csv")["row"].tolist() == [2]
+    assert len(namespace["ds"]) == 50 and namespace["record"]["dataset"] == "my-assay"

@@ -501,7 +501,25 @@ def build_dataset(
         options={"label_columns": tuple(columns), **dict(options or {})},
         source=source,
     )
+    if tt == "binary_classification" and len(packed.y):
+        _warn_single_class(packed.y, split_positions, list(columns), info.metric)
     return UserGraphDataset(info, "all", packed, rows, split_positions, skipped)
+
+
+def _warn_single_class(y: np.ndarray, positions: Mapping[str, np.ndarray], columns: list[str], metric: str) -> None:
+    """Warn when no task of a split has both classes: ROC-AUC / AP on it is undefined (the trainer would stop)."""
+    import warnings
+
+    for split, pos in positions.items():
+        if not len(pos):
+            continue
+        sub = y[pos]
+        if not any(np.any(sub[:, t] == 0) and np.any(sub[:, t] == 1) for t in range(sub.shape[1])):
+            warnings.warn(
+                f"the {split} split ({len(pos)} graphs) has no task with both 0 and 1 labels ({', '.join(columns)}): "
+                f"{metric} is undefined on it. Use more data, another split (seed=, a split column) or other fractions",
+                stacklevel=3,
+            )
 
 
 def from_graphs(
