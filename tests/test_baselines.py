@@ -9,7 +9,15 @@ import torch
 
 from dgl_hod import create_model, list_archs
 from dgl_hod.archs.baselines import rwse
-from dgl_hod.nn.common import ACTIVATIONS, activation, graph_ids, local_ids, norm_layer, segment_reduce
+from dgl_hod.nn.common import (
+    ACTIVATIONS,
+    activation,
+    dense_adjacency,
+    graph_ids,
+    local_ids,
+    norm_layer,
+    segment_reduce,
+)
 from dgl_hod.nn.downstream import DownstreamGNN, ResidualGINELayer
 from dgl_hod.nn.subgraphs import POLICIES, get_policy, subgraph_bag
 
@@ -155,6 +163,22 @@ def test_segment_reduce_and_node_ids_match_loops():
     assert graph_ids(g).tolist() == [0, 0, 0, 2, 3, 3, 3, 3]
     assert local_ids(g).tolist() == [0, 1, 2, 0, 0, 1, 2, 3]
     assert graph_ids(dgl.graph(([], []), num_nodes=0)).tolist() == []
+
+
+def test_dense_adjacency_counts_parallel_edges_and_self_loops():
+    graphs = [
+        dgl.graph(([0, 0, 1, 2], [1, 1, 1, 0]), num_nodes=4),
+        dgl.graph(([], []), num_nodes=0),
+        random_graph(5, 0.5, 1),
+    ]
+    adj = dense_adjacency(dgl.batch([dgl.graph(g.edges(), num_nodes=g.num_nodes()) for g in graphs]), torch.float64)
+    assert adj.shape == (3, 5, 5)
+    for b, g in enumerate(graphs):
+        expected = torch.zeros(5, 5, dtype=torch.float64)
+        for u, v in zip(*(t.tolist() for t in g.edges())):
+            expected[u, v] += 1
+        assert torch.equal(adj[b], expected)
+    assert dense_adjacency(dgl.graph(([], []), num_nodes=0)).shape == (1, 0, 0)
 
 
 def test_residual_layer_is_one_class_and_downstream_keeps_the_saved_key_names():

@@ -37,7 +37,7 @@ import dgl
 import torch
 from torch import Tensor, nn
 
-from ..nn.common import NORMS, activation, graph_ids, local_ids, segment_reduce
+from ..nn.common import NORMS, activation, dense_adjacency, graph_ids, local_ids, segment_reduce
 from ..nn.downstream import ResidualGINELayer
 from ..nn.encoders import CategoricalEncoder
 from ..nn.subgraphs import POLICIES, get_policy, subgraph_bag
@@ -189,26 +189,21 @@ class GIN(GINE):
 
 
 def rwse(g: dgl.DGLGraph, steps: int) -> Tensor:
-    """Random-walk structural encoding ``(N, steps)``, float32, equal to ``dgl.random_walk_pe(g, steps)`` graph by
-    graph, computed for the whole batch at once on the padded transition matrices ``(B, n_max, n_max)``
-    (float64, one ``bmm`` per step; ``dgl.random_walk_pe`` on a batch would build one dense ``N x N`` matrix).
-    Measured for 16 steps on 32 / 128 ZINC graphs (1 thread, busy 2-core machine): 8 / 38 ms, against 51 / 219 ms
-    for ``dgl.random_walk_pe`` graph by graph and 0.44 / 19.8 s on the batched graph.  Not cached: training batches
-    are reshuffled every epoch, so a per-batch cache would rarely hit.
+    r"""Random-walk structural encoding ``(N, steps)``, float32, equal to ``dgl.random_walk_pe(g, steps)`` graph by
+    graph: :math:`\mathrm{RWSE}_v = (P_{vv}, (P^2)_{vv}, \dots, (P^k)_{vv})`.
 
+    Computed for the whole batch at once on the padded transition matrices ``(B, n_max, n_max)`` (float64, one
+    ``bmm`` per step; ``dgl.random_walk_pe`` on a batch would build one dense ``N x N`` matrix).  Not cached: training
+    batches are reshuffled every epoch, so a per-batch cache would rarely hit (timings: ``docs/baselines.md``).
     Like DGL: ``P = D_out^{-1} A`` with parallel edges counted; rows of sink nodes stay zero.
+
+    Example:
+        >>> rwse(dgl.graph(([0, 1, 1, 2], [1, 0, 2, 1])), 2)[:, 1].tolist()  # return probability after 2 steps
+        [0.5, 1.0, 0.5]
     """
-    dev = g.device
-    nn_ = g.batch_num_nodes()
     if g.num_nodes() == 0:
-        return torch.zeros(0, steps, device=dev)
-    graph_of, local = graph_ids(g), local_ids(g)
-    B, n_max = g.batch_size, int(nn_.max())
-    src, dst = g.edges()
-    P = torch.zeros(B, n_max, n_max, dtype=torch.float64, device=dev)
-    P.index_put_(
-        (graph_of[src], local[src], local[dst]), torch.ones(len(src), dtype=torch.float64, device=dev), accumulate=True
-    )
+        return torch.zeros(0, steps, device=g.device)
+    P = dense_adjacency(g, torch.float64)
     P = P / (P.sum(2, keepdim=True) + 1e-30)
     out, power = [], P
     for step in range(steps):
@@ -216,7 +211,7 @@ def rwse(g: dgl.DGLGraph, steps: int) -> Tensor:
             power = torch.bmm(power, P)
         out.append(power.diagonal(dim1=1, dim2=2))
     pe = torch.stack(out, -1)  # (B, n_max, steps)
-    return pe[graph_of, local].float()
+    return pe[graph_ids(g), local_ids(g)].float()
 
 
 @register_arch("gine-rwse", RWSEConfig)

@@ -25,6 +25,7 @@ __all__ = [
     "NORMS",
     "REDUCTIONS",
     "activation",
+    "dense_adjacency",
     "graph_ids",
     "local_ids",
     "norm_layer",
@@ -136,3 +137,23 @@ def graph_ids(g: dgl.DGLGraph) -> Tensor:
 def local_ids(g: dgl.DGLGraph) -> Tensor:
     """``(N,)`` the position of each node within its own graph of a batched graph."""
     return segment_positions(g.batch_num_nodes())[1]
+
+
+def dense_adjacency(g: dgl.DGLGraph, dtype: torch.dtype = torch.float32) -> Tensor:
+    """Per-graph adjacency matrices padded to the largest graph: ``A[b, i, j]`` = number of edges ``i -> j`` of graph
+    ``b`` (local node ids; parallel edges counted, self-loops on the diagonal).
+
+    Shape ``(B, n_max, n_max)``; ``n_max = 0`` when the batch has no nodes.
+
+    Example:
+        >>> g = dgl.batch([dgl.graph(([0, 0], [1, 1])), dgl.graph(([0], [0]))])
+        >>> dense_adjacency(g).tolist()
+        [[[0.0, 2.0], [0.0, 0.0]], [[1.0, 0.0], [0.0, 0.0]]]
+    """
+    counts = g.batch_num_nodes()
+    n_max = int(counts.max()) if g.num_nodes() else 0
+    graph_of, local = segment_positions(counts)
+    src, dst = g.edges()
+    adj = torch.zeros(g.batch_size, n_max, n_max, dtype=dtype, device=g.device)
+    ones = torch.ones(len(src), dtype=dtype, device=g.device)
+    return adj.index_put_((graph_of[src], local[src], local[dst]), ones, accumulate=True)

@@ -30,9 +30,15 @@ e.g. ``node_deleted`` on a one-node graph).  Its fields:
 
 Construction is vectorised over the whole batch (no Python loop over nodes or graphs): candidate (root, node) and
 (root, edge) pairs are enumerated with ``repeat_interleave``; ego-net membership comes from ``radius`` boolean
-matrix products on the padded per-graph adjacency ``(B, n_max, n_max)``.  Bags are not cached: for 32-graph ZINC
-batches building one takes about 5 ms, 2-8% of a DS-/DSS-GNN training step (``benchmarks/bench_baselines.py``), and
-shuffled mini-batches would rarely hit a per-batch cache.
+matrix products on the padded per-graph adjacency ``(B, n_max, n_max)``.  Bags are not cached: shuffled mini-batches
+would rarely hit a per-batch cache, and building one is a small part of a DS-/DSS-GNN training step (measured in
+``docs/baselines.md``).
+
+Example:
+    >>> import dgl
+    >>> bag = subgraph_bag(dgl.graph(([0, 1, 1, 2], [1, 0, 2, 1])), "node_deleted")
+    >>> bag.batch_num_nodes().tolist(), bag.ndata["orig_node_id"].tolist()
+    ([2, 2, 2], [1, 2, 0, 2, 0, 1])
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ import torch
 from dgl.transforms import BaseTransform
 from torch import Tensor
 
-from .common import segment_positions
+from .common import dense_adjacency, segment_positions
 
 __all__ = [
     "POLICIES",
@@ -59,12 +65,10 @@ POLICIES = ("node_marked", "node_deleted", "ego", "ego_plus")
 MARKED = {"node_marked": True, "node_deleted": False, "ego": False, "ego_plus": True}
 
 
-def _reachable(g: dgl.DGLGraph, graph_of: Tensor, local: Tensor, radius: int) -> Tensor:
+def _reachable(g: dgl.DGLGraph, radius: int) -> Tensor:
     """``(B, n_max, n_max)`` bool: node j within ``radius`` hops of node i (following edge directions), per graph."""
-    B, n_max = g.batch_size, int(g.batch_num_nodes().max()) if g.num_nodes() else 0
-    src, dst = g.edges()
-    adj = torch.zeros(B, n_max, n_max, device=g.device)
-    adj[graph_of[src], local[src], local[dst]] = 1.0
+    adj = (dense_adjacency(g) > 0).float()
+    B, n_max = adj.shape[:2]
     reach = torch.eye(n_max, device=g.device).expand(B, n_max, n_max).clone()
     frontier = reach
     for _ in range(min(radius, max(n_max - 1, 0))):
@@ -104,7 +108,7 @@ def subgraph_bag(g: dgl.DGLGraph, policy: str = "node_marked", radius: int = 2) 
     elif policy == "node_deleted":
         keep = p_node != p_root
     else:
-        keep = _reachable(g, graph_of, local, radius)[p_graph, local[p_root], p_loc]
+        keep = _reachable(g, radius)[p_graph, local[p_root], p_loc]
     bag_index = torch.cumsum(keep.long(), 0) - 1  # candidate position -> bag node id (where kept)
     cand_start = torch.cumsum(cand_counts, 0) - cand_counts
     # candidate (root s, edge e) pairs: every edge of the root's graph
