@@ -739,6 +739,7 @@ def _verified_run(run: Path, tolerance: float, require_full_train: bool) -> tupl
         "test_graphs": sizes["test"],
         "val_split": val_name,
         "fold": fold,
+        "max_train_graphs": cap,
     }
     config = dc.asdict(make_config(record["arch"], **record["config"]))
     model = create_model(record["arch"], **config)

@@ -2,12 +2,13 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
 import dgl_hod.train as train_mod
-from dgl_hod.train import CHECKPOINT, CheckpointError, lr_factor, train
+from dgl_hod.train import CHECKPOINT, CheckpointError, Recipe, epoch_batches, lr_factor, train
 
 TINY = {
     "order": 1,
@@ -129,3 +130,45 @@ def test_cli_prints_a_final_table_or_json(tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path / "b"), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["epochs_run"] == 1 and summary["best_epoch"] == 1 and summary["arch"] == "gine"
+
+
+def test_recipe_validates_and_train_takes_a_recipe_or_its_fields(tmp_path):
+    with pytest.raises(ValueError, match=r"batch_size \(--batch-size\) must be a positive integer"):
+        Recipe(epochs=1, batch_size=0)
+    with pytest.raises(ValueError, match="give epochs=..., time_budget_s=..., or both"):
+        Recipe()
+    with pytest.raises(ValueError, match="freeze .* only applies when fine-tuning"):
+        Recipe(epochs=1, freeze="base")
+    with pytest.raises(TypeError, match=r"unknown recipe setting\(s\) \['epoch'\]. Did you mean 'epochs'"):
+        train("gine", "zinc12k", {}, tmp_path / "a", epoch=1)
+    assert (
+        Recipe(time_budget_s=10).warmup_epochs_used == 1 and Recipe(epochs=3, warmup_epochs=2).warmup_epochs_used == 2
+    )
+    small = {"hidden_dim": 8, "num_layers": 2}
+    a = train(
+        "gine", "zinc12k", small, tmp_path / "a", Recipe(epochs=1, max_train_graphs=32), progress=False, log=False
+    )
+    b = train("gine", "zinc12k", small, tmp_path / "b", epochs=1, max_train_graphs=32, progress=False, log=False)
+    assert a.keys() == b.keys() and a["history"][0]["train_loss"] == b["history"][0]["train_loss"]
+
+
+def test_epoch_batches_depend_on_seed_and_epoch_only_and_shard_by_rank():
+    one = epoch_batches(100, 8, seed=3, epoch=2)
+    assert [b.tolist() for b in one] == [b.tolist() for b in epoch_batches(100, 8, seed=3, epoch=2)]
+    assert sorted(np.concatenate(one).tolist()) == list(range(100)) and all(len(b) == 8 for b in one[:-1])
+    assert np.concatenate(one).tolist() != np.concatenate(epoch_batches(100, 8, seed=3, epoch=3)).tolist()
+    shards = [np.concatenate(epoch_batches(100, 8, seed=3, epoch=2, rank=r, world_size=3)) for r in range(3)]
+    assert sorted(np.concatenate(shards).tolist()) == list(range(100))  # the ranks partition the epoch
+
+
+def test_no_function_of_the_trainer_is_over_60_lines():
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(train_mod))
+    long = {
+        n.name: n.end_lineno - n.lineno + 1
+        for n in ast.walk(tree)
+        if isinstance(n, ast.FunctionDef) and n.end_lineno - n.lineno + 1 > 60
+    }
+    assert not long, long
