@@ -263,7 +263,7 @@ def cmd_package(args: argparse.Namespace) -> int:
     for run in args.run_dirs:
         if not (Path(run) / "record.json").is_file():
             what = "does not exist" if not Path(run).exists() else "has no record.json (the run has not finished)"
-            raise CLIError(f"package: run folder {run} {what}; give the --out folder of a finished training run")
+            raise CLIError(f"run folder {run} {what}; give the --out folder of a finished training run")
     zoo = zoo_registry.default_zoo()
     zoo.check_new_name(args.name, replace=args.replace)
     if args.replace and zoo.path.exists() and args.name in zoo.entries:
