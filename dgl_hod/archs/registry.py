@@ -11,10 +11,11 @@ and is built by name with validated keyword arguments: ``create_model("hod-gnn",
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from ..utils import did_you_mean
 
 if TYPE_CHECKING:
     from .base import GraphModel
@@ -51,15 +52,10 @@ def list_archs() -> list[str]:
     return sorted(_ARCHS)
 
 
-def _close(name: str, options) -> str:
-    close = difflib.get_close_matches(name, list(options), n=3, cutoff=0.5)
-    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-
-
 def arch_info(name: str) -> ArchEntry:
     """The registered :class:`ArchEntry` of ``name`` (``get_arch`` is the old name of this function)."""
     if name not in _ARCHS:
-        raise KeyError(f"unknown architecture {name!r}.{_close(name, _ARCHS)} Available: {list_archs()}")
+        raise KeyError(f"unknown architecture {name!r}.{did_you_mean(name, _ARCHS)} Available: {list_archs()}")
     return _ARCHS[name]
 
 
@@ -69,7 +65,7 @@ def make_config(arch: str, **config: Any):
     fields = {f.name for f in dataclasses.fields(entry.config_cls)}
     unknown = sorted(set(config) - fields)
     if unknown:
-        hints = "".join(_close(k, fields) for k in unknown)
+        hints = "".join(did_you_mean(k, fields) for k in unknown)
         raise TypeError(f"unknown config key(s) {unknown} for {arch!r}.{hints} Valid keys: {sorted(fields)}")
     cfg = entry.config_cls(**config)
     validate = getattr(cfg, "validate", None)
