@@ -471,7 +471,9 @@ def _optimizer_join(tensors: Mapping[str, Tensor], meta: Mapping[str, Any]) -> d
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
-def save_checkpoint(path: Path, run_args: Mapping[str, Any], model: nn.Module, opt, state: RunState) -> None:
+def save_checkpoint(
+    path: Path, run_args: Mapping[str, Any], model: nn.Module, opt: torch.optim.Optimizer, state: RunState
+) -> None:
     """Write the checkpoint atomically: tensors in safetensors, the rest as JSON in its metadata (no pickle)."""
     from safetensors.torch import save
 
@@ -528,7 +530,9 @@ def _legacy_message(path: Path) -> str:
     )
 
 
-def restore_or_start(out: Path, setup: ModelSetup, opt, run_args: Mapping[str, Any], resume: bool) -> RunState:
+def restore_or_start(
+    out: Path, setup: ModelSetup, opt: torch.optim.Optimizer, run_args: Mapping[str, Any], resume: bool
+) -> RunState:
     """Continue from ``out``'s checkpoint (``resume``; model, optimizer, RNG and state restored) or start fresh.
 
     A checkpoint written with other settings (config, recipe, ``--epochs``, ``--time-budget``) is refused.

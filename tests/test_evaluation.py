@@ -131,35 +131,42 @@ def test_bad_batch_size_and_fold_are_one_line_errors():
         evaluate(_model("zinc12k"), "zinc12k", "test", fold=0)
 
 
-def test_mutag_trained_packaged_and_evaluated_through_the_zoo(tmp_path, monkeypatch, capsys):
-    """MUTAG fold 3: train (1 epoch) -> package into a temporary zoo -> `dgl-hod eval` reproduces it on fold 3."""
+@pytest.mark.parametrize(
+    ("dataset", "fold", "sizes", "val_split", "classes"),
+    [("mutag", 3, (170, 18, 18), "test", 2), ("csl", 1, (90, 30, 30), "val", 10)],
+)
+def test_fold_run_trained_packaged_and_evaluated_through_the_zoo(
+    tmp_path, monkeypatch, capsys, dataset, fold, sizes, val_split, classes
+):
+    """A fold run: train (1 epoch) -> package into a temporary zoo -> `dgl-hod eval` reproduces it on that fold."""
     from dgl_hod import cli
     from dgl_hod.train import train
     from dgl_hod.zoo import Zoo, package_run
 
     run = tmp_path / "run"
-    rec = train("gine", "mutag", SMALL, run, epochs=1, fold=3, progress=False, log=False)
+    rec = train("gine", dataset, SMALL, run, epochs=1, fold=fold, progress=False, log=False)
     assert rec["data"] == {
-        "train_graphs": 170,
-        "val_graphs": 18,
-        "test_graphs": 18,
-        "val_split": "test",
-        "fold": 3,
+        "train_graphs": sizes[0],
+        "val_graphs": sizes[1],
+        "test_graphs": sizes[2],
+        "val_split": val_split,
+        "fold": fold,
         "max_train_graphs": None,
         "max_eval_graphs": None,
     }
-    assert rec["recipe"]["loss"] == "cross-entropy" and rec["config"]["num_tasks"] == 2
+    assert rec["recipe"]["loss"] == "cross-entropy" and rec["config"]["num_tasks"] == classes
     zoo = Zoo(tmp_path / "zoo.yaml", tmp_path / "models")
-    entry = package_run(run, "gine-mutag", zoo)
-    assert entry.recipe["fold"] == 3 and "--fold 3" in entry.recipe["command"]
+    name = f"gine-{dataset}"
+    entry = package_run(run, name, zoo)
+    assert entry.recipe["fold"] == fold and f"--fold {fold}" in entry.recipe["command"]
     assert "--epochs 1" in entry.recipe["command"]
-    assert entry.metrics["test"]["fold"] == 3 and entry.metrics["val"]["split"] == "test"
-    model = zoo.load_model("gine-mutag")
-    expected = evaluate(model, "mutag", "test", fold=3)["accuracy"]
+    assert entry.metrics["test"]["fold"] == fold and entry.metrics["val"]["split"] == val_split
+    model = zoo.load_model(name)
+    expected = evaluate(model, dataset, "test", fold=fold)["accuracy"]
     assert entry.metrics["test"]["mean"] == pytest.approx(rec["metrics"]["test_at_best_val"], abs=1e-6)
     assert expected == pytest.approx(entry.metrics["test"]["mean"], abs=1e-6)
     monkeypatch.setenv("DGL_HOD_ZOO", str(zoo.path))
     monkeypatch.setenv("DGL_HOD_MODELS", str(zoo.models_dir))
-    assert cli.main(["eval", "gine-mutag", "--json"]) == 0
+    assert cli.main(["eval", name, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["num_graphs"] == 18 and out["abs_diff"] < 1e-6 and out["accuracy"] == pytest.approx(expected)
+    assert out["num_graphs"] == sizes[2] and out["abs_diff"] < 1e-6 and out["accuracy"] == pytest.approx(expected)
