@@ -37,7 +37,7 @@ import dgl
 import torch
 from torch import Tensor, nn
 
-from ..nn.common import NORMS, activation, dense_adjacency, graph_ids, local_ids, segment_reduce
+from ..nn.common import NORMS, dense_adjacency, graph_ids, local_ids, mlp, segment_reduce, task_head
 from ..nn.downstream import ResidualGINELayer
 from ..nn.encoders import CategoricalEncoder
 from ..nn.subgraphs import POLICIES, get_policy, subgraph_bag
@@ -128,12 +128,6 @@ class SubgraphConfig(MPNNConfig):
 # ----------------------------------------------------------------------------------------------- building blocks
 
 
-def _head(c: MPNNConfig) -> nn.Sequential:
-    """The same head as ``hod-gnn``: Linear - act - Dropout - Linear."""
-    d = c.hidden_dim
-    return nn.Sequential(nn.Linear(d, d), activation(c.activation), nn.Dropout(c.dropout), nn.Linear(d, c.num_tasks))
-
-
 class _Encoders(GraphModel):
     """Node encoder, shared edge encoder (``None`` without edge vocabulary or when ``use_edges`` is false), head."""
 
@@ -146,7 +140,7 @@ class _Encoders(GraphModel):
         self.edge_encoder = (
             CategoricalEncoder(c.edge_vocab, c.hidden_dim) if self.use_edges and c.edge_vocab is not None else None
         )
-        self.head = _head(c)
+        self.head = task_head(c.hidden_dim, c.num_tasks, c.activation, c.dropout)  # the same head as hod-gnn
 
     def _blocks(self, c: MPNNConfig) -> nn.ModuleList:
         return nn.ModuleList(
@@ -223,11 +217,7 @@ class GINERWSE(GINE):
     def __init__(self, config: RWSEConfig):
         super().__init__(config)
         k, d = config.rwse_steps, config.hidden_dim
-        self.rwse_encoder = (
-            nn.Linear(k, d)
-            if config.rwse_encoder == "linear"
-            else nn.Sequential(nn.Linear(k, d), activation(config.activation), nn.Linear(d, d))
-        )
+        self.rwse_encoder = nn.Linear(k, d) if config.rwse_encoder == "linear" else mlp(k, d, d, config.activation)
 
     def node_input(self, g: dgl.DGLGraph, x: Tensor) -> Tensor:
         return x + self.rwse_encoder(rwse(g, self.config.rwse_steps).to(x.dtype))
@@ -250,7 +240,7 @@ class _SubgraphGNN(_Encoders):
         d = config.hidden_dim
         self.mark_embedding = nn.Embedding(2, d) if get_policy(config.policy).marks_root else None
         self.layers = self._blocks(config)
-        self.subgraph_mlp = nn.Sequential(nn.Linear(d, d), activation(config.activation), nn.Linear(d, d))
+        self.subgraph_mlp = mlp(d, d, d, config.activation)
 
     def bag(self, g: dgl.DGLGraph) -> dgl.DGLGraph:
         """The bag of subgraphs of ``g`` under the configured policy (:func:`dgl_hod.nn.subgraphs.subgraph_bag`)."""

@@ -28,10 +28,12 @@ __all__ = [
     "dense_adjacency",
     "graph_ids",
     "local_ids",
+    "mlp",
     "norm_layer",
     "segment_ids",
     "segment_positions",
     "segment_reduce",
+    "task_head",
 ]
 
 #: activation name -> ``torch.nn`` module class (the names :func:`activation` accepts)
@@ -67,6 +69,31 @@ def activation(name: str) -> nn.Module:
             f"unknown activation {name!r}.{did_you_mean(str(name), ACTIVATIONS)} Choose one of {sorted(ACTIVATIONS)}"
         )
     return ACTIVATIONS[name]()
+
+
+def mlp(in_dim: int, hidden_dim: int, out_dim: int, activation_name: str = "silu") -> nn.Sequential:
+    """The two-layer MLP used throughout: ``Linear(in, hidden) - act - Linear(hidden, out)``.
+
+    Example:
+        >>> mlp(4, 8, 2)
+        Sequential(
+          (0): Linear(in_features=4, out_features=8, bias=True)
+          (1): SiLU()
+          (2): Linear(in_features=8, out_features=2, bias=True)
+        )
+    """
+    return nn.Sequential(nn.Linear(in_dim, hidden_dim), activation(activation_name), nn.Linear(hidden_dim, out_dim))
+
+
+def task_head(dim: int, num_tasks: int, activation_name: str = "silu", dropout: float = 0.0) -> nn.Sequential:
+    """The task head of every model: ``Linear(D, D) - act - Dropout - Linear(D, num_tasks)`` (``(B, D) -> (B, T)``).
+
+    Its parameters are ``head.0.*`` and ``head.3.*`` when stored as ``model.head`` (the zoo replaces exactly
+    ``head.*`` for a new task).
+    """
+    return nn.Sequential(
+        nn.Linear(dim, dim), activation(activation_name), nn.Dropout(dropout), nn.Linear(dim, num_tasks)
+    )
 
 
 def norm_layer(kind: str, dim: int) -> nn.Module:

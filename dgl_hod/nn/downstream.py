@@ -29,7 +29,7 @@ import dgl
 from dgl.nn import GINConv, GINEConv
 from torch import Tensor, nn
 
-from .common import NORMS, norm_layer
+from .common import NORMS, mlp, norm_layer
 from .common import activation as make_activation
 
 __all__ = ["NORMS", "DownstreamGNN", "ResidualGINELayer"]
@@ -55,9 +55,9 @@ class ResidualGINELayer(nn.Module):
         self, dim: int, use_edges: bool = True, activation: str = "silu", norm: str = "batch", dropout: float = 0.0
     ):
         super().__init__()
-        mlp = nn.Sequential(nn.Linear(dim, dim), make_activation(activation), nn.Linear(dim, dim))
+        apply_func = mlp(dim, dim, dim, activation)
         self.use_edges = use_edges
-        self.conv = GINEConv(mlp, learn_eps=True) if use_edges else GINConv(mlp, learn_eps=True)
+        self.conv = GINEConv(apply_func, learn_eps=True) if use_edges else GINConv(apply_func, learn_eps=True)
         self.norm = norm_layer(norm, dim)
         self.act = make_activation(activation)
         self.dropout = nn.Dropout(dropout)
