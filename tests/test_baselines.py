@@ -121,7 +121,7 @@ def test_missing_edge_features_is_an_error_for_models_with_an_edge_encoder(arch)
         model(g, g.ndata["feat"])
 
 
-@pytest.mark.parametrize("arch", ARCHS + ["hod-gnn"])
+@pytest.mark.parametrize("arch", list_archs())  # every registered architecture
 def test_missing_node_features_is_an_error_unless_the_node_vocabulary_is_one(arch):
     """node_feat=None would encode every atom as id 0: refused unless id 0 is the only id (node_vocab=(1,))."""
     g = dgl.batch(small_batch())
