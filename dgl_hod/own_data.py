@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +45,16 @@ __all__ = [
     "register_molecules",
     "write_data_spec",
     "skipped_path_for",
+    "add_data_arguments",
+    "add_predict_parser",
+    "cmd_predict",
+    "cmd_eval_data",
+    "dataset_from_args",
+    "register_spec",
+    "register_run_data",
+    "register_entry_data",
+    "run_data_recipe",
+    "reference_dataset",
 ]
 
 #: file written into a run folder trained on user molecules: how the data was read (for predictions' column names)
@@ -110,12 +122,14 @@ class Predictor:
         return len(self.task_names)
 
 
-def _names_of(dataset: str, n: int, run: Path | None = None) -> list[str]:
+def _names_of(dataset: str, n: int, run: Path | None = None, spec_names: Sequence[str] = ()) -> list[str]:
     """Task names of a dataset: its label columns (user data), OGB's task names, ``y`` for ZINC, else task0..."""
     names: list[str] = []
     spec = run / DATA_SPEC if run is not None else None
     if spec is not None and spec.is_file():
         names = list(json.loads(spec.read_text()).get("label_columns", []))
+    elif spec_names:
+        names = list(spec_names)
     elif dataset == "zinc12k":
         names = ["y"]
     elif dataset.startswith("ogbg-mol"):
@@ -185,7 +199,7 @@ def load_predictor(model: str | os.PathLike, *, weights: str | os.PathLike | Non
         entry.dataset,
         entry.task,
         metric,
-        _names_of(entry.dataset, entry.num_tasks),
+        _names_of(entry.dataset, entry.num_tasks, spec_names=(entry.recipe.get("data") or {}).get("label_columns", ())),
         featurizer,
     )
 
@@ -456,3 +470,292 @@ def predict_molecules(
     if out is not None:
         atomic_write_bytes(out, result.to_csv(index=False).encode())
     return result
+
+
+# --- command-line glue (dgl-hod predict; --data for dgl-hod eval / finetune / train) ----------------------------
+def add_data_arguments(parser: Any, *, labels: bool = True, featurizer: bool = False) -> None:
+    """Add the ``--data`` options (a SMILES table instead of ``--dataset``) to an argparse parser."""
+    g = parser.add_argument_group("your own molecules (docs/own-data.md)")
+    g.add_argument("--data", default=None, metavar="CSV", help="a CSV (.tsv: tab-separated) of SMILES, one per row")
+    g.add_argument("--smiles-column", default="smiles", metavar="COL", help="the SMILES column (default: smiles)")
+    if labels:
+        g.add_argument("--label-columns", nargs="+", default=None, metavar="COL", help="one label column per task")
+        g.add_argument("--task", default=None, choices=tuple(TASKS), help="default: the model's task")
+        g.add_argument(
+            "--split-by",
+            default=None,
+            metavar="SPLIT",
+            help="scaffold (default for training), random, or a column of train/valid/test per row",
+        )
+        g.add_argument("--split-seed", type=int, default=0, help="seed of --split-by random")
+        g.add_argument(
+            "--metric",
+            default=None,
+            choices=("rocauc", "ap", "rmse", "mae", "accuracy"),
+            help="training: model selection metric (default: the fine-tuned model's for its task, else rocauc/rmse)",
+        )
+    if featurizer:
+        g.add_argument(
+            "--featurizer", default=None, choices=("ogb", "zinc"), help="training from scratch only (default ogb)"
+        )
+    g.add_argument(
+        "--invalid", default="skip", choices=("skip", "error"), help="unreadable SMILES: skip (listed) or stop"
+    )
+
+
+def _as_user_error(exc: BaseException) -> UserDataError:
+    return UserDataError(str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc))
+
+
+def dataset_from_args(args: Any) -> str:
+    """``--data ...`` of the trainer: build the molecule dataset, register it, record it in ``--out``; its name.
+
+    The featurisation is the ``--finetune`` model's (or ``--featurizer``, default ogb, from scratch); on
+    ``--resume`` the table must be the one the run started from (its sha256 is in ``--out/data.json``).
+    """
+    from .utils import sha256_file
+
+    if getattr(args, "dataset", None):
+        raise UserDataError("give --dataset NAME or --data CSV, not both")
+    if not args.label_columns:
+        raise UserDataError("--data needs --label-columns (one column per task) for training")
+    out = Path(args.out)
+    featurizer = getattr(args, "featurizer", None)
+    task = args.task
+    metric = getattr(args, "metric", None)
+    if args.finetune:
+        from . import zoo
+
+        entry = zoo.model_info(args.finetune)
+        model_featurizer = featurizer_for(entry.config, f"zoo model {entry.name}")
+        if featurizer not in (None, model_featurizer):
+            raise UserDataError(
+                f"--featurizer {featurizer}: {entry.name} reads the {model_featurizer} featurisation; drop --featurizer"
+            )
+        featurizer = model_featurizer
+        task = task or {v: k for k, v in TASKS.items()}.get(entry.task)
+        if metric is None and TASKS.get(task or "", task) == entry.task:
+            metric = entry.metrics.get("test", {}).get("metric")  # a ZINC model keeps MAE (L1 loss), ...
+    if task is None:
+        raise UserDataError("give --task binary, regression or multiclass for the label columns")
+    spec_path = out / DATA_SPEC
+    if getattr(args, "resume", False) and spec_path.is_file() and Path(args.data).is_file():
+        old = json.loads(spec_path.read_text()).get("sha256")
+        if old and old != sha256_file(args.data):
+            raise UserDataError(
+                f"{args.data} changed since the run in {out} started (sha256 differs from {spec_path}): resume with "
+                f"the original table, or start a new run (--overwrite or another --out)"
+            )
+    try:
+        return register_molecules(
+            args.data,
+            args.smiles_column,
+            args.label_columns,
+            task,
+            featurizer=featurizer or "ogb",
+            split=args.split_by or "scaffold",
+            seed=args.split_seed,
+            invalid=args.invalid,
+            metric=metric,
+            out_dir=out,
+        )
+    except (ImportError, OSError, KeyError) as exc:
+        raise _as_user_error(exc) from None
+
+
+def add_predict_parser(sub: Any) -> Any:
+    """The ``dgl-hod predict`` subcommand (``sub``: the CLI's subparsers)."""
+    s = sub.add_parser(
+        "predict",
+        help="predictions of a zoo model or run folder for a table of SMILES",
+        description="One row per molecule: input row id, SMILES, then per task a probability (binary) or value.",
+    )
+    s.add_argument("name", metavar="MODEL", help="a zoo model name or a finished run folder")
+    add_data_arguments(s, labels=False)
+    s.add_argument("--out", default=None, help="CSV to write (default: print to stdout); skipped rows: OUT.skipped.csv")
+    s.add_argument("--keep-columns", nargs="+", default=(), metavar="COL", help="input columns copied to the output")
+    s.add_argument("--batch-size", type=int, default=128)
+    return s
+
+
+def cmd_predict(args: Any) -> int:
+    """``dgl-hod predict``: writes the predictions (or prints them) and one summary line on stderr."""
+    if not args.data:
+        raise UserDataError("give the molecules: dgl-hod predict MODEL --data molecules.csv --smiles-column smiles")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the summary line below reports skipped rows
+            result = predict_molecules(
+                args.name,
+                args.data,
+                args.smiles_column,
+                out=args.out,
+                batch_size=args.batch_size,
+                invalid=args.invalid,
+                keep_columns=args.keep_columns,
+            )
+    except (ImportError, FileNotFoundError) as exc:
+        raise _as_user_error(exc) from None
+    skipped = result.attrs.get("skipped", [])
+    if args.out is None:
+        sys.stdout.write(result.to_csv(index=False))
+    where = f" -> {args.out}" if args.out else ""
+    note = ""
+    if skipped:
+        listed = f" (listed in {skipped_path_for(args.out)})" if args.out else ""
+        rows = ", ".join(str(s["row"]) for s in skipped[:10]) + (" ..." if len(skipped) > 10 else "")
+        note = f"; skipped {len(skipped)} invalid row(s) {rows}{listed}"
+    print(f"dgl-hod predict: {len(result)} molecule(s) predicted by {args.name}{where}{note}", file=sys.stderr)
+    return 0
+
+
+def cmd_eval_data(args: Any) -> int:
+    """``dgl-hod eval MODEL --data CSV --label-columns ...``: the model's metric on the user's molecules."""
+    if not args.label_columns:
+        raise UserDataError("eval --data needs --label-columns (one column per model output)")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            res = evaluate_molecules(
+                args.name,
+                args.data,
+                args.smiles_column,
+                args.label_columns,
+                args.task,
+                split_by=args.split_by,
+                split=args.split if args.split_by else "test",
+                seed=args.split_seed,
+                batch_size=args.batch_size,
+                invalid=args.invalid,
+            )
+    except (ImportError, FileNotFoundError) as exc:
+        raise _as_user_error(exc) from None
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        metric = res["metric"]
+        print(
+            f"{res['name']} on {res['data']} ({res['split']}, {res['num_graphs']} molecules, "
+            f"{res['num_skipped']} skipped): {metric} = {res[metric]:.6f}"
+        )
+    for w in caught:
+        print(f"dgl-hod eval: warning: {w.message}", file=sys.stderr)
+    return 0
+
+
+# --- runs and zoo entries trained on the user's molecules (packaging, eval by name) -----------------------------
+def _known(dataset: str) -> bool:
+    from .datasets import get_info
+
+    try:
+        get_info(dataset)
+    except KeyError:
+        return False
+    return True
+
+
+def register_spec(spec: Mapping[str, Any], where: str) -> str:
+    """Re-read and register the user dataset described by a ``data.json`` spec (the table must be unchanged).
+
+    Raises:
+        UserDataError: the table is gone, was a DataFrame (no file to re-read) or changed since training.
+    """
+    from .datasets.smiles import from_smiles
+    from .utils import sha256_file
+
+    source = spec.get("source")
+    name = str(spec["dataset"])
+    if not source:
+        raise UserDataError(
+            f"{where} was trained on {name}, built from a DataFrame: register that dataset in this process first "
+            f"(dgl_hod.datasets.register_dataset(from_smiles(df, ...), {name!r}))"
+        )
+    if not Path(source).is_file():
+        raise UserDataError(
+            f"{where} was trained on {name}, read from {source}, which is not there any more: restore the table, or "
+            f"evaluate with --data CSV --smiles-column ... --label-columns ..."
+        )
+    if spec.get("sha256") and sha256_file(source) != spec["sha256"]:
+        raise UserDataError(
+            f"{where} was trained on {source}, which has changed since (sha256 differs from the recorded one): "
+            f"restore the original table, or evaluate on the new one with --data"
+        )
+    inverse = {v: k for k, v in TASKS.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the skipped rows were reported when the run was made
+        ds = from_smiles(
+            source,
+            spec["smiles_column"],
+            list(spec["label_columns"]),
+            inverse.get(spec["task"], spec["task"]),
+            featurizer=spec["featurizer"],
+            split=spec.get("split"),
+            frac=tuple(spec.get("frac", (0.8, 0.1, 0.1))),
+            seed=int(spec.get("seed", 0)),
+            invalid=spec.get("invalid", "skip"),
+            metric=spec.get("metric"),
+            name=name,
+        )
+    return register_dataset(ds)
+
+
+def register_run_data(run: str | os.PathLike, record: Mapping[str, Any]) -> None:
+    """Before a run is re-evaluated or packaged in a new process: register its user dataset from ``data.json``
+    (no-op for built-in or already registered datasets, and for runs without ``data.json``).
+    """
+    spec_path = Path(run) / DATA_SPEC
+    if _known(str(record["dataset"])) or not spec_path.is_file():
+        return
+    register_spec(json.loads(spec_path.read_text()), f"run {run}")
+
+
+def register_entry_data(entry: Any) -> None:
+    """Before ``dgl-hod eval NAME`` of a zoo entry fine-tuned on user molecules: register its dataset from the
+    ``recipe.data`` spec that packaging recorded (no-op for built-in datasets).
+    """
+    spec = entry.recipe.get("data") if isinstance(entry.recipe, Mapping) else None
+    if _known(str(entry.dataset)) or not spec:
+        return
+    register_spec(spec, f"zoo model {entry.name}")
+
+
+def run_data_recipe(run: str | os.PathLike, command: str | None = None) -> dict[str, Any]:
+    """For a run trained on user molecules: ``{"data": spec}`` for the zoo entry's recipe and, given the packaged
+    ``command``, the same command with ``--dataset NAME`` replaced by the ``--data`` options that rebuild the
+    dataset; ``{}`` for other runs.
+    """
+    import shlex
+
+    spec_path = Path(run) / DATA_SPEC
+    if not spec_path.is_file():
+        return {}
+    spec = json.loads(spec_path.read_text())
+    out: dict[str, Any] = {"data": spec}
+    if command and f"--dataset {spec['dataset']}" in command:
+        inverse = {v: k for k, v in TASKS.items()}
+        data_args = (
+            f"--data {shlex.quote(str(spec['source']))} --smiles-column {shlex.quote(spec['smiles_column'])} "
+            f"--label-columns {' '.join(shlex.quote(c) for c in spec['label_columns'])} "
+            f"--task {inverse.get(spec['task'], spec['task'])} --split-by {spec.get('split') or 'scaffold'} "
+            f"--split-seed {spec.get('seed', 0)} --metric {spec['metric']}"
+        )
+        out["command"] = command.replace(f"--dataset {spec['dataset']}", data_args)
+    return out
+
+
+def reference_dataset(dataset: str) -> str:
+    """The dataset whose first test graphs a zoo entry's ``reference`` outputs are computed on: the entry's own for
+    built-in data; for user data (not there when the entry is loaded elsewhere) a shipped set with the same
+    featurisation (``ogbg-molbace`` for OGB features, ``zinc12k`` for ZINC's).
+    """
+    from .datasets import REGISTRY, get_info
+
+    if dataset in REGISTRY:
+        return dataset
+    info = get_info(dataset)
+    dims = (tuple(info.node_feat_dims), tuple(info.edge_feat_dims))
+    if dims == _FEATURISATIONS["zinc"]:
+        return "zinc12k"
+    if dims == _FEATURISATIONS["ogb"]:
+        return "ogbg-molbace"
+    return dataset
