@@ -475,13 +475,14 @@ class Zoo:
         ref = entry.reference
         if not ref or "output" not in ref:
             return
-        got = reference_output(model, entry.dataset, ref.get("split", "test"), ref["indices"])
+        dataset = ref.get("dataset", entry.dataset)  # a shipped set with the entry's featurisation, for user data
+        got = reference_output(model, dataset, ref.get("split", "test"), ref["indices"])
         want = torch.tensor(ref["output"], dtype=torch.float32)
         if got.shape != want.shape or not torch.allclose(got, want, atol=REFERENCE_ATOL, rtol=REFERENCE_RTOL):
             diff = (got - want).abs().max().item() if got.shape == want.shape else float("nan")
             raise ZooError(
                 f"zoo model {entry.name!r} does not reproduce its reference outputs on {len(ref['indices'])} "
-                f"{entry.dataset} {ref.get('split', 'test')} graphs (max |diff| {diff:.3g}, shape {tuple(got.shape)} "
+                f"{dataset} {ref.get('split', 'test')} graphs (max |diff| {diff:.3g}, shape {tuple(got.shape)} "
                 f"vs {tuple(want.shape)}): zoo.yaml or the weights were changed; {_FIX_ZOO}"
             )
 
