@@ -948,24 +948,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--finetune", default=None, metavar="ZOO_MODEL", help="start from a pretrained zoo model")
     p.add_argument("--freeze", default=None, help="with --finetune: base, encoder, all-but-head or a prefix")
     p.add_argument("--body-lr-scale", type=float, default=1.0, help="with --finetune: lr of all but the head = lr * s")
-    p.add_argument("--dataset", required=True)
+    p.add_argument("--dataset", required=True, help="a registered dataset (python -m dgl_hod.datasets list)")
     p.add_argument("--config", default="{}", help="JSON object of architecture config keys")
-    p.add_argument("--out", required=True)
-    p.add_argument("--time-budget", type=float, default=None, help="seconds")
-    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--out", required=True, help="the run folder (checkpoint, best weights, record.json)")
+    p.add_argument("--time-budget", type=float, default=None, help="seconds; alone, the plan is fixed after epoch 1")
+    p.add_argument(
+        "--epochs", type=int, default=None, help="planned epochs (given with --time-budget: the budget is a hard stop)"
+    )
     defaults = Recipe(epochs=1)
-    for flag, kind in (
-        ("batch-size", int),
-        ("lr", float),
-        ("weight-decay", float),
-        ("warmup-epochs", int),
-        ("min-lr-ratio", float),
-        ("grad-clip", float),
-        ("seed", int),
-        ("threads", int),
-        ("eval-batch-size", int),
+    for flag, kind, text in (
+        ("batch-size", int, "training graphs per step"),
+        ("lr", float, "peak learning rate (AdamW)"),
+        ("weight-decay", float, "AdamW weight decay"),
+        ("warmup-epochs", int, "linear warm-up epochs (1 for a budget-only run)"),
+        ("min-lr-ratio", float, "the cosine ends at lr * this"),
+        ("grad-clip", float, "gradient-norm clipping (0 = off)"),
+        ("seed", int, "initialisation, batch order, train subset"),
+        ("threads", int, "torch and DGL threads"),
+        ("eval-batch-size", int, "graphs per forward pass when evaluating"),
     ):
-        p.add_argument(f"--{flag}", type=kind, default=getattr(defaults, flag.replace("-", "_")))
+        default = getattr(defaults, flag.replace("-", "_"))
+        p.add_argument(f"--{flag}", type=kind, default=default, help=f"{text} (default {default})")
     p.add_argument("--fold", type=int, default=None, help="fold of a fold dataset (csl 0-4, mutag/proteins 0-9)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="delete a previous run's outputs in --out, start over")
