@@ -12,7 +12,7 @@ backward, AdamW step.  Each model runs in its own fresh subprocess (``spawn``) o
 i.e. the extra memory the training step needs at its peak, activations and autograd graph included.  Times are the
 median over the measured steps, after one warm-up step.
 
-    python benchmarks/bench_baselines.py --batch-size 32 --steps 5   # the README table (benchmarks/results/)
+    python benchmarks/bench_baselines.py --batch-size 32 --steps 5   # results/baselines.md (docs/benchmarks.md)
     python benchmarks/bench_baselines.py --batch-size 128 --steps 3 --only gine --only "hod-gnn k1"
 """
 

@@ -12,7 +12,7 @@ Each run is a separate ``python -m dgl_hod.train`` process writing ``OUT/<varian
 (``record.json`` present) are skipped and interrupted ones resumed, so the script can be killed and restarted.
 
     python benchmarks/finetune_transfer.py --pretrained hod-gnn-k1-molhiv --dataset ogbg-molbace \\
-        --budget 200 --seeds 0 1 2        # the README table (benchmarks/results/transfer.{md,json})
+        --budget 200 --seeds 0 1 2        # writes benchmarks/results/transfer.{md,json} (docs/benchmarks.md)
 """
 
 from __future__ import annotations
