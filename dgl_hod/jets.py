@@ -1,31 +1,42 @@
-r"""Jet algebra: the one place where derivative jets are combined.
+r"""Jet algebra: derivative selections (k, m) and the one place where derivative jets are combined.
 
-A *jet* of a node-wise quantity :math:`y` (shape ``(N, C)``) holds :math:`y` and its partial derivatives with respect
-to the marks :math:`\epsilon_{u,j}` of single nodes, all taken along the same marking direction :math:`j`:
+A *jet* of a node-wise quantity :math:`y` (shape ``(N, C)``) holds :math:`y` and a selection of its partial
+derivatives with respect to the marks :math:`\epsilon_{u,j}` of single nodes, all along the same marking direction
+:math:`j`.  A derivative is named by the *multiset* of its marked nodes; written with distinct nodes
+:math:`w_1 < .. < w_q` and their multiplicities :math:`\alpha = (a_1, .., a_q)` (a *pattern*, a composition of the
+total order :math:`|\alpha| = a_1 + .. + a_q`) it is
 
 .. math::
-    y^{(0)}_v = y_v, \quad
-    y^{(1)}_{v}[u] = \frac{\partial y_v}{\partial \epsilon_{u,j}}, \quad
-    y^{(2)}_{v}[u, w] = \frac{\partial^2 y_v}{\partial \epsilon_{u,j}\,\partial \epsilon_{w,j}}, \dots
+    y^{(\alpha)}_v[w_1, .., w_q] = \frac{\partial^{|\alpha|} y_v}
+        {\partial \epsilon_{w_1,j}^{a_1} \cdots \partial \epsilon_{w_q,j}^{a_q}} .
 
-Component :math:`k` is a symmetric tensor in its :math:`k` *slots* (the marked nodes).  How the slots are stored is
-the business of a :class:`JetLayout` (dense per graph, or sparse over receptive fields); this module only needs a
-layout's :meth:`~JetLayout.product`, which multiplies components placed on chosen slots.
+**Selections.** :class:`Selection` ``(k, m, max_order)`` keeps exactly the patterns with at most ``k`` distinct
+nodes (``q <= k``), each of multiplicity at most ``m`` (``a_i <= m``) and total order at most ``max_order``.  The set
+is closed under the chain rule: every block of a partition of an admissible multiset is a sub-multiset, hence
+admissible, so the chain rule below never needs a derivative outside the selection.  ``k = 1`` keeps the *pure*
+derivatives :math:`\partial^\alpha y_v / \partial\epsilon_u^\alpha`, ``alpha = 1..m`` (univariate Taylor arithmetic
+per (v, u) pair); ``Selection.from_order(K) = (k=K, m=K, max_order=K)`` keeps every multiset of total order
+``<= K`` (the engine's former ``order=K``).
 
-Everything that happens node- or edge-wise is expressed here:
+How the entries of a pattern are stored is the business of a :class:`JetLayout` (dense per graph, or sparse over
+receptive fields): a pattern with ``q`` distinct nodes lives on the layout's *level* ``q`` (tuples of ``q`` distinct
+nodes).  Everything that happens node- or edge-wise is expressed here:
 
-* linear maps act on every component, the bias only on component 0;
-* an elementwise function :math:`f` applies the higher-order chain rule (Faà di Bruno) with set partitions
-  :math:`\pi` of the slots :math:`\{1..k\}`:
+* linear maps act on every component, the bias only on the value;
+* an elementwise function :math:`f` applies the higher-order chain rule (Faà di Bruno) in multi-index form:
 
   .. math::
-      f(y)^{(k)} = \sum_{m=1}^{k} f^{(m)}(y^{(0)}) \, B_{k,m}, \qquad
-      B_{k,m}[u_1..u_k] = \sum_{\pi,\ |\pi| = m} \prod_{b \in \pi} y^{(|b|)}[u_b]
+      f(y)^{(\alpha)} = \sum_{b=1}^{|\alpha|} f^{(b)}(y) \, B_{\alpha,b}, \qquad
+      B_{\alpha,b} = \sum_{\pi} c_\pi \prod_{\beta \in \pi} y^{(\beta)}[w_{\mathrm{supp}\,\beta}]
 
-  (for :math:`k = 2`: :math:`f' y^{(2)}[u,w] + f'' y^{(1)}[u]\,y^{(1)}[w]`).
+  over the multiset partitions :math:`\pi` of :math:`\{w_1^{a_1}, .., w_q^{a_q}\}` into ``b`` blocks, with
+  :math:`c_\pi` the number of set partitions of the :math:`|\alpha|` labelled slots that give :math:`\pi`
+  (:func:`pattern_partitions`).  For ``k = 1`` these are the integer partitions of ``alpha`` (e.g.
+  :math:`f(y)^{(2)} = f' y^{(2)} + f'' (y^{(1)})^2`, :math:`f(y)^{(4)} = f' y^{(4)} + 4 f'' y^{(1)} y^{(3)} +
+  3 f'' (y^{(2)})^2 + 6 f''' (y^{(1)})^2 y^{(2)} + f'''' (y^{(1)})^4`): all factors live on the same (v, u) rows.
 
-The Bell terms :math:`B_{k,m}` depend only on the derivative components, while :math:`f^{(m)}` is evaluated at the
-value.  Message functions such as GINE's :math:`\sigma(h_w + W e_{wv})` therefore split into node-level Bell terms
+The Bell terms :math:`B_{\alpha,b}` depend only on the derivative components, while :math:`f^{(b)}` is evaluated at
+the value.  Message functions such as GINE's :math:`\sigma(h_w + W e_{wv})` therefore split into node-level Bell terms
 times edge-level coefficients, which DGL aggregates with the fused ``u_mul_e`` + ``sum`` builtins without ever
 materialising per-edge jets (see :meth:`JetLayout.aggregate`).
 
@@ -37,9 +48,10 @@ answer, not an approximation.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import Protocol
 
 import torch
@@ -47,72 +59,142 @@ from torch import Tensor
 
 __all__ = [
     "ACTIVATIONS",
+    "MAX_ORDER",
+    "TORCH_ACTIVATIONS",
     "Jet",
     "JetLayout",
+    "Pattern",
+    "Selection",
     "activation_derivatives",
     "add_scaled",
     "aggregate",
     "aggregate_activated_messages",
     "bell_terms",
+    "check_activation",
     "elementwise",
     "linear",
+    "pattern_partitions",
     "set_partitions",
 ]
 
-MAX_ORDER = 3
+#: highest total derivative order the engine computes (activation derivatives and chain-rule tables go this far)
+MAX_ORDER = 8
+
+#: multiplicities ``(a_1, .., a_q)`` of the ``q`` distinct marked nodes of a derivative, in node order
+Pattern = tuple[int, ...]
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Elementwise functions and their derivatives f, f', f'', f''' (closed forms, all differentiable in torch)
+# Elementwise functions and their derivatives f, f', .., f^(n) (closed forms, all differentiable in torch)
 # --------------------------------------------------------------------------------------------------------------------
+def _horner(coeffs: Sequence[int], x: Tensor) -> Tensor:
+    """``sum_i coeffs[i] x^i`` (integer coefficients, low to high)."""
+    if len(coeffs) == 1:
+        return torch.full_like(x, float(coeffs[0]))
+    out = coeffs[-1] * x
+    for c in reversed(coeffs[1:-1]):
+        out = (out + c) * x
+    return out + coeffs[0]
+
+
+def _poly_mul(a: Sequence[int], b: Sequence[int]) -> list[int]:
+    out = [0] * (len(a) + len(b) - 1)
+    for i, x in enumerate(a):
+        for j, y in enumerate(b):
+            out[i + j] += x * y
+    return out
+
+
+def _poly_add(a: Sequence[int], b: Sequence[int]) -> list[int]:
+    n = max(len(a), len(b))
+    return [(a[i] if i < len(a) else 0) + (b[i] if i < len(b) else 0) for i in range(n)]
+
+
+def _poly_diff(a: Sequence[int]) -> list[int]:
+    return [i * c for i, c in enumerate(a)][1:] or [0]
+
+
+@cache
+def _chain_polys(kind: str, order: int) -> tuple[tuple[int, ...], ...]:
+    r"""Polynomials ``Q_n`` with ``g^{(n)} = g' Q_n(g)`` for ``n = 1..order``, where ``g' = P(g)``.
+
+    ``kind="sigmoid"``: :math:`s' = s - s^2`; ``kind="tanh"``: :math:`t' = 1 - t^2`.  From
+    :math:`g^{(n+1)} = \frac{d}{dg}[P(g) Q_n(g)]\, P(g)`: :math:`Q_{n+1} = (P Q_n)'`, :math:`Q_1 = 1`.
+    """
+    p = [0, 1, -1] if kind == "sigmoid" else [1, 0, -1]
+    qs = [[1]]
+    for _ in range(order - 1):
+        qs.append(_poly_diff(_poly_mul(p, qs[-1])))
+    return tuple(tuple(q) for q in qs)
+
+
+@cache
+def _hermite(n: int) -> tuple[int, ...]:
+    """Probabilists' Hermite polynomial ``He_n`` (``He_{n+1} = x He_n - n He_{n-1}``), coefficients low to high."""
+    if n == 0:
+        return (1,)
+    if n == 1:
+        return (0, 1)
+    return tuple(_poly_add([0, *_hermite(n - 1)], [-(n - 1) * c for c in _hermite(n - 2)]))
+
+
+def _sigmoid_derivs(y: Tensor, order: int) -> list[Tensor]:
+    s = torch.sigmoid(y)
+    if order == 0:
+        return [s]
+    d1 = s * (1 - s)
+    return [s, d1] + [d1 * _horner(q, s) for q in _chain_polys("sigmoid", order)[1:]]
+
+
 def _identity(y: Tensor, order: int) -> list[Tensor]:
     one, zero = torch.ones_like(y), torch.zeros_like(y)
-    return [y, one, zero, zero][: order + 1]
+    return ([y, one] + [zero] * order)[: order + 1]
 
 
 def _relu(y: Tensor, order: int) -> list[Tensor]:
     # ReLU'' = 0 away from 0 (and we take ReLU'(0) = 0, as torch's autograd does).
     zero = torch.zeros_like(y)
-    return [torch.relu(y), (y > 0).to(y.dtype), zero, zero][: order + 1]
-
-
-def _sigmoid_derivs(y: Tensor) -> list[Tensor]:
-    s = torch.sigmoid(y)
-    d1 = s * (1 - s)
-    d2 = d1 * (1 - 2 * s)
-    d3 = d1 * (1 - 6 * s + 6 * s * s)
-    return [s, d1, d2, d3]
+    return ([torch.relu(y), (y > 0).to(y.dtype)] + [zero] * order)[: order + 1]
 
 
 def _sigmoid(y: Tensor, order: int) -> list[Tensor]:
-    return _sigmoid_derivs(y)[: order + 1]
+    return _sigmoid_derivs(y, order)
 
 
 def _silu(y: Tensor, order: int) -> list[Tensor]:
-    s, s1, s2, s3 = _sigmoid_derivs(y)
-    # (y s)^(m) = m s^(m-1) + y s^(m)
-    return [y * s, s + y * s1, 2 * s1 + y * s2, 3 * s2 + y * s3][: order + 1]
+    s = _sigmoid_derivs(y, order)
+    # (y s)^(n) = n s^(n-1) + y s^(n)
+    out = [y * s[0]]
+    if order >= 1:
+        out.append(s[0] + y * s[1])
+    return out + [n * s[n - 1] + y * s[n] for n in range(2, order + 1)]
 
 
 def _softplus(y: Tensor, order: int) -> list[Tensor]:
-    s, s1, s2, _ = _sigmoid_derivs(y)
-    return [torch.nn.functional.softplus(y), s, s1, s2][: order + 1]
+    out = [torch.nn.functional.softplus(y)]
+    return out + _sigmoid_derivs(y, order - 1) if order >= 1 else out
 
 
 def _tanh(y: Tensor, order: int) -> list[Tensor]:
     t = torch.tanh(y)
+    if order == 0:
+        return [t]
     d1 = 1 - t * t
-    return [t, d1, -2 * t * d1, -2 * d1 * (1 - 3 * t * t)][: order + 1]
+    return [t, d1] + [d1 * _horner(q, t) for q in _chain_polys("tanh", order)[1:]]
 
 
 def _gelu(y: Tensor, order: int) -> list[Tensor]:
-    # exact (erf) GELU: f = y Phi(y);  f' = Phi + y phi;  f'' = phi (2 - y^2);  f''' = phi (y^3 - 4 y)
+    # exact (erf) GELU: f = y Phi(y);  f' = Phi + y phi;  f^(n) = (-1)^n phi (He_{n-2} - He_n) for n >= 2
     phi = torch.exp(-0.5 * y * y) / math.sqrt(2 * math.pi)
     cdf = 0.5 * (1 + torch.erf(y / math.sqrt(2)))
-    return [y * cdf, cdf + y * phi, phi * (2 - y * y), phi * (y * y * y - 4 * y)][: order + 1]
+    out = [y * cdf, cdf + y * phi][: order + 1]
+    for n in range(2, order + 1):
+        poly = _poly_add(_hermite(n - 2), [-c for c in _hermite(n)])
+        out.append(phi * _horner([(-1) ** n * c for c in poly], y))
+    return out
 
 
-#: name -> function ``(y, order) -> [f(y), f'(y), ..., f^(order)(y)]``
+#: name -> function ``(y, order) -> [f(y), f'(y), ..., f^(order)(y)]`` (any order up to :data:`MAX_ORDER`)
 ACTIVATIONS: dict[str, Callable[[Tensor, int], list[Tensor]]] = {
     "identity": _identity,
     "relu": _relu,
@@ -123,7 +205,7 @@ ACTIVATIONS: dict[str, Callable[[Tensor, int], list[Tensor]]] = {
     "gelu": _gelu,
 }
 
-#: torch modules computing the same activations (for plain forward passes and reference implementations)
+#: torch functions computing the same activations (for plain forward passes and reference implementations)
 TORCH_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "identity": lambda y: y,
     "relu": torch.relu,
@@ -136,20 +218,125 @@ TORCH_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
 
 
 def check_activation(name: str) -> str:
+    """``name`` if it is one of :data:`ACTIVATIONS`, else a ``ValueError`` listing them."""
     if name not in ACTIVATIONS:
         raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
     return name
 
 
 def activation_derivatives(name: str, y: Tensor, order: int) -> list[Tensor]:
-    """``[f(y), f'(y), ..., f^(order)(y)]`` for the activation called ``name`` (order <= 3)."""
-    if not 0 <= order <= MAX_ORDER:
-        raise ValueError(f"derivative order must be in 0..{MAX_ORDER}, got {order}")
+    """``[f(y), f'(y), ..., f^(order)(y)]`` for the activation called ``name`` (``order <= MAX_ORDER``).
+
+    Example:
+        >>> [float(d) for d in activation_derivatives("tanh", torch.tensor(0.0), 3)]
+        [0.0, 1.0, 0.0, -2.0]
+    """
+    if not isinstance(order, int) or not 0 <= order <= MAX_ORDER:
+        raise ValueError(f"derivative order must be an int in 0..{MAX_ORDER}, got {order!r}")
     return ACTIVATIONS[check_activation(name)](y, order)
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Set partitions and Bell terms
+# Derivative selections
+# --------------------------------------------------------------------------------------------------------------------
+def _check_positive_int(name: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Selection:
+    r"""Which derivatives a jet carries: every multiset of marked nodes with at most ``k`` distinct nodes, each of
+    multiplicity at most ``m``, and total order at most ``max_order`` (default ``k * m``).
+
+    Attributes:
+        k: most distinct marked nodes in one derivative (the paper's ``k``).
+        m: highest derivative order in any one node (the paper's ``m``).
+        max_order: cap on the total order (``None``: ``k * m``); at most :data:`MAX_ORDER`.
+
+    Example:
+        >>> Selection(1, 3).patterns
+        ((1,), (2,), (3,))
+        >>> Selection.from_order(2).patterns
+        ((1,), (2,), (1, 1))
+        >>> Selection(2, 2).patterns
+        ((1,), (2,), (1, 1), (1, 2), (2, 1), (2, 2))
+    """
+
+    k: int
+    m: int
+    max_order: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_positive_int("k", self.k)
+        _check_positive_int("m", self.m)
+        if self.max_order is not None:
+            _check_positive_int("max_order", self.max_order)
+        if self.total > MAX_ORDER:
+            raise ValueError(
+                f"derivative selection k={self.k}, m={self.m} reaches total order {self.total} > {MAX_ORDER}, the "
+                f"engine's limit; cap it with max_order=<= {MAX_ORDER} or use a smaller k or m"
+            )
+
+    @classmethod
+    def from_order(cls, order: int) -> Selection:
+        """Every multiset of total order ``<= order``: ``(k=order, m=order, max_order=order)``."""
+        _check_positive_int("order", order)
+        return cls(order, order, order)
+
+    @property
+    def total(self) -> int:
+        """Highest total order of a selected derivative: ``min(k * m, max_order)``."""
+        return min(self.k * self.m, self.max_order if self.max_order is not None else self.k * self.m)
+
+    @property
+    def levels(self) -> int:
+        """Most distinct nodes in a selected derivative (``min(k, total)``): the layouts' deepest level."""
+        return min(self.k, self.total)
+
+    @cached_property
+    def patterns(self) -> tuple[Pattern, ...]:
+        """The selected patterns, by total order, then number of distinct nodes, then lexicographically."""
+        out: list[Pattern] = []
+        for q in range(1, self.levels + 1):
+            for alpha in _compositions(q, self.m):
+                if sum(alpha) <= self.total:
+                    out.append(alpha)
+        return tuple(sorted(out, key=lambda a: (sum(a), len(a), a)))
+
+    def admits(self, pattern: Pattern) -> bool:
+        """Whether the derivative with multiplicities ``pattern`` is selected."""
+        return len(pattern) <= self.k and all(1 <= a <= self.m for a in pattern) and sum(pattern) <= self.total
+
+    def is_full(self, order: int) -> bool:
+        """Whether every multiset of total order ``order`` is selected (so a full symmetric tensor can be read)."""
+        return 1 <= order <= min(self.k, self.m, self.total)
+
+    @property
+    def is_pure(self) -> bool:
+        r"""``k = 1``: only pure derivatives :math:`\partial^\alpha / \partial\epsilon_u^\alpha`."""
+        return self.k == 1 or self.total == 1
+
+    def patterns_of_order(self, order: int) -> tuple[Pattern, ...]:
+        """Selected patterns of total order ``order``."""
+        return tuple(a for a in self.patterns if sum(a) == order)
+
+    def __str__(self) -> str:
+        cap = "" if self.max_order is None or self.max_order >= self.k * self.m else f", max_order={self.max_order}"
+        return f"k={self.k}, m={self.m}{cap}"
+
+
+@cache
+def _compositions(q: int, m: int) -> tuple[Pattern, ...]:
+    """All ``q``-tuples with entries in ``1..m``."""
+    if q == 0:
+        return ((),)
+    return tuple(a + (x,) for a in _compositions(q - 1, m) for x in range(1, m + 1))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Set partitions, multiset partitions and Bell terms
 # --------------------------------------------------------------------------------------------------------------------
 @cache
 def set_partitions(k: int) -> tuple[tuple[tuple[int, ...], ...], ...]:
@@ -169,20 +356,68 @@ def set_partitions(k: int) -> tuple[tuple[tuple[int, ...], ...], ...]:
     return tuple(tuple(sorted(p)) for p in out)
 
 
+#: a block of a multiset partition: (its pattern, the slots of the target it spans)
+Block = tuple[Pattern, tuple[int, ...]]
+
+
+@cache
+def pattern_partitions(alpha: Pattern) -> tuple[tuple[int, tuple[Block, ...]], ...]:
+    r"""Multiset partitions of :math:`\{w_1^{a_1}, .., w_q^{a_q}\}` with their Faà di Bruno counts.
+
+    Each item is ``(count, blocks)``; a block ``(beta, slots)`` is the derivative of pattern ``beta`` in the nodes
+    ``w_slots`` (``slots`` a sorted sub-tuple of ``0..q-1``), and ``count`` is the number of set partitions of the
+    :math:`|\alpha|` labelled slots that give this multiset of blocks (counted, not taken from a formula).  Sorted by
+    the number of blocks; blocks sorted by how many nodes they span.
+
+    Example:
+        >>> pattern_partitions((3,))
+        ((1, (((3,), (0,)),)), (3, (((1,), (0,)), ((2,), (0,)))), (1, (((1,), (0,)), ((1,), (0,)), ((1,), (0,)))))
+        >>> pattern_partitions((1, 1))
+        ((1, (((1, 1), (0, 1)),)), (1, (((1,), (0,)), ((1,), (1,)))))
+    """
+    label = [i for i, a in enumerate(alpha) for _ in range(a)]
+    counts: Counter[tuple[Block, ...]] = Counter()
+    for part in set_partitions(len(label)):
+        blocks = []
+        for b in part:
+            c = Counter(label[s] for s in b)
+            slots = tuple(sorted(c))
+            blocks.append((tuple(c[s] for s in slots), slots))
+        counts[tuple(sorted(blocks, key=lambda blk: (len(blk[1]), blk[1], blk[0])))] += 1
+    return tuple(sorted(((n, bl) for bl, n in counts.items()), key=lambda item: (len(item[1]), item[1])))
+
+
 class JetLayout(Protocol):
-    """How the derivative components of a jet are stored (see :mod:`dgl_hod.nn.layouts`)."""
+    """How the derivative components of a jet are stored (see :mod:`dgl_hod.nn.layouts`).
+
+    A pattern with ``q`` distinct marked nodes is stored on *level* ``q``: one entry per (node ``v``, tuple of ``q``
+    distinct nodes of ``v``'s graph) that the layout keeps, each an ``(r, C)`` block.  Level 0 is the nodes.
+    """
+
+    mode: str
+    num_nodes: int
+    graph_sizes: Tensor
+
+    def num_entries(self, level: int) -> int:
+        """Stored entries of a level-``level`` component (for memory estimates)."""
+
+    def init_marks(self, directions: Tensor) -> Tensor:
+        """The level-1 component of the marked input ``x_u + sum_j marks[u, j] c_j``: ``1 * c_j`` at ``(v, v)``."""
+
+    def zeros(self, level: int, like: Tensor) -> Tensor:
+        """A zero level-``level`` component with the trailing ``(r, C)`` shape and dtype of ``like``."""
+
+    def expand(self, node_values: Tensor, level: int) -> Tensor:
+        """Node-wise ``(N, C)`` values broadcast against a level-``level`` component (chain-rule factors)."""
 
     def product(
-        self, factors: Sequence[tuple[Tensor, tuple[int, ...]]], order: int, out: Tensor | None = None
+        self, factors: Sequence[tuple[Tensor, tuple[int, ...]]], level: int, out: Tensor | None = None
     ) -> Tensor:
-        """``out +`` the order-``order`` component whose entry at slots ``(u_1..u_k)`` is
-        ``prod_i factor_i[u_{slots_i}]`` (at least two factors; their slots partition ``0..order-1``).
+        """``out +`` the level-``level`` component whose entry at nodes ``(w_0..w_{q-1})`` is
+        ``prod_i factor_i[w_{slots_i}]`` (each factor a level-``len(slots_i)`` component).
         """
 
-    def expand(self, node_values: Tensor, order: int) -> Tensor:
-        """Node-wise ``(N, C)`` values broadcast against the order-``order`` component (for chain-rule factors)."""
-
-    def aggregate(self, comp: Tensor, order: int, edge_weight: Tensor | None = None) -> Tensor:
+    def aggregate(self, comp: Tensor, level: int, edge_weight: Tensor | None = None) -> Tensor:
         """``out[v] = sum_{w -> v} edge_weight[w->v] * comp[w]`` over the graph's edges, for a component;
         ``edge_weight`` has shape ``(E, C)`` and is indexed by the graph's edge ids.
         """
@@ -190,56 +425,76 @@ class JetLayout(Protocol):
     def aggregate_edges(self, edge_values: Tensor) -> Tensor:
         """``out[v] = sum_{w -> v} edge_values[w->v]`` for edge values of shape ``(E, C)``."""
 
+    def rows(self, level: int) -> Tensor:
+        """``(M, level+1)`` global node ids ``(v, w_1 < .. < w_q)`` of every stored entry of a level-``level``
+        component whose nodes are distinct and increasing, in the order of :meth:`values`.
+        """
+
+    def values(self, comp: Tensor, level: int) -> Tensor:
+        """``(M, r, C)``: the entries of ``comp`` at :meth:`rows`."""
+
+    def graph_block(self, comp: Tensor, level: int, i: int) -> Tensor:
+        """Graph ``i``'s ``(n, n, .., n, r, C)`` block: the entry at ``(v, w_1..w_q)`` for every increasing tuple of
+        distinct nodes (every tuple at level 1), zero elsewhere.
+        """
+
 
 @dataclass
 class Jet:
-    """Value and derivative components ``[y0, y1, .., yK]`` of a node-wise quantity, with their layout.
+    """Value and selected derivative components of a node-wise quantity, with their layout.
 
-    Shapes: ``y0`` is ``(N, C)``; component ``k >= 1`` is ``(*slots_k, r, C)`` where the leading dims index
-    (node, marked nodes) as the layout defines, ``r`` is the number of marking directions.
+    Shapes: ``value`` is ``(N, C)``; ``comps[alpha]`` is the level-``len(alpha)`` storage of the layout, trailing
+    dims ``(r, C)`` with ``r`` marking directions.  ``comps`` holds every pattern of the selection, in its order.
     """
 
-    comps: list[Tensor]
+    value: Tensor
+    comps: dict[Pattern, Tensor]
     layout: JetLayout
 
     @property
     def order(self) -> int:
-        return len(self.comps) - 1
-
-    @property
-    def value(self) -> Tensor:
-        return self.comps[0]
+        """Highest total order carried."""
+        return max((sum(a) for a in self.comps), default=0)
 
     def scale_nodes(self, s: Tensor) -> Jet:
         """Multiply node ``v``'s components by ``s[v]``; ``s`` has shape ``(N, 1)`` or ``(N, C)``."""
-        return Jet([c * self.layout.expand(s, k) if k else c * s for k, c in enumerate(self.comps)], self.layout)
+        comps = {a: c * self.layout.expand(s, len(a)) for a, c in self.comps.items()}
+        return Jet(self.value * s, comps, self.layout)
 
 
 def _partition_sum(
-    jet: Jet, k: int, partitions: Sequence[tuple[tuple[int, ...], ...]], coeffs: Sequence[Tensor] | None = None
+    jet: Jet, alpha: Pattern, coeffs: Sequence[Tensor] | None = None, blocks: int | None = None
 ) -> Tensor:
-    r"""``sum_{pi in partitions} [coeffs[|pi|] *] prod_{b in pi} y_{|b|}[slots b]`` for order-``k`` slots.
+    r"""``sum_pi count_pi [coeffs[|pi|] *] prod_{beta in pi} y^(beta)`` over the multiset partitions of ``alpha``
+    (only those with ``blocks`` blocks when given).
 
-    A node-wise coefficient is folded into the smallest factor before the outer product, and each product is
-    accumulated with a fused ``addcmul``: both keep the number of passes over full order-``k`` tensors minimal.
+    A node-wise coefficient (times the count) is folded into the smallest factor before the product, and each
+    product is accumulated with a fused ``addcmul``: both keep the passes over full components minimal.
     """
+    layout, level = jet.layout, len(alpha)
     out = None
-    for part in sorted(partitions, key=len):
+    for count, part in pattern_partitions(alpha):
+        if blocks is not None and len(part) != blocks:
+            continue
         if len(part) == 1:
-            term = jet.comps[k] if coeffs is None else jet.layout.expand(coeffs[1], k) * jet.comps[k]
+            term = jet.comps[alpha] if coeffs is None else layout.expand(coeffs[1], level) * jet.comps[alpha]
             out = term if out is None else out + term
             continue
-        factors = [(jet.comps[len(b)], b) for b in sorted(part, key=len)]
+        factors = [(jet.comps[beta], slots) for beta, slots in part]
+        comp, slots = factors[0]
         if coeffs is not None:
-            comp, slots = factors[0]
-            factors[0] = (jet.layout.expand(coeffs[len(part)], len(slots)) * comp, slots)
-        out = jet.layout.product(factors, k, out=out)
-    return out  # type: ignore[return-value]
+            c = coeffs[len(part)] if count == 1 else coeffs[len(part)] * count
+            factors[0] = (layout.expand(c, len(slots)) * comp, slots)
+        elif count != 1:
+            factors[0] = (comp * count, slots)
+        out = layout.product(factors, level, out=out)
+    assert out is not None, alpha
+    return out
 
 
-def bell_terms(jet: Jet, k: int) -> list[Tensor]:
-    r"""``[B_{k,1}, .., B_{k,k}]``: the Faà di Bruno sums over set partitions of ``k`` slots into ``m`` blocks."""
-    return [_partition_sum(jet, k, [p for p in set_partitions(k) if len(p) == m]) for m in range(1, k + 1)]
+def bell_terms(jet: Jet, alpha: Pattern) -> list[Tensor]:
+    r"""``[B_{alpha,1}, .., B_{alpha,|alpha|}]``: the Faà di Bruno sums over multiset partitions into ``b`` blocks."""
+    return [_partition_sum(jet, alpha, blocks=b) for b in range(1, sum(alpha) + 1)]
 
 
 def elementwise(jet: Jet, activation: str) -> Jet:
@@ -247,37 +502,41 @@ def elementwise(jet: Jet, activation: str) -> Jet:
     if activation == "identity":
         return jet
     coeffs = activation_derivatives(activation, jet.value, jet.order)
-    comps = [coeffs[0]] + [_partition_sum(jet, k, set_partitions(k), coeffs) for k in range(1, jet.order + 1)]
-    return Jet(comps, jet.layout)
+    comps = {alpha: _partition_sum(jet, alpha, coeffs) for alpha in jet.comps}
+    return Jet(coeffs[0], comps, jet.layout)
 
 
 def aggregate_activated_messages(jet: Jet, edge_preact: Tensor, activation: str) -> Jet:
     r"""Jet of :math:`a_v = \sum_{w \to v} f(h_w + b_{wv})` where only :math:`h` carries derivatives.
 
-    ``edge_preact`` is :math:`z_{wv} = h^{(0)}_w + b_{wv}` of shape ``(E, C)``.  By Faà di Bruno, component ``k`` is
-    :math:`\sum_m \sum_{w \to v} f^{(m)}(z_{wv}) B_{k,m}(h)[w]`: node-level Bell terms weighted by edge-level
+    ``edge_preact`` is :math:`z_{wv} = h_w + b_{wv}` of shape ``(E, C)``.  By Faà di Bruno, component ``alpha`` is
+    :math:`\sum_b \sum_{w \to v} f^{(b)}(z_{wv}) B_{\alpha,b}(h)[w]`: node-level Bell terms weighted by edge-level
     coefficients, which the layout aggregates with DGL's fused ``u_mul_e`` + ``sum`` (no per-edge jets are stored).
     """
     coeffs = activation_derivatives(activation, edge_preact, jet.order)
     layout = jet.layout
-    comps = [layout.aggregate_edges(coeffs[0])]
-    for k in range(1, jet.order + 1):
-        terms = bell_terms(jet, k)
-        comps.append(sum(layout.aggregate(t, k, edge_weight=coeffs[m + 1]) for m, t in enumerate(terms)))
-    return Jet(comps, layout)
+    comps: dict[Pattern, Tensor] = {}
+    for alpha in jet.comps:
+        terms = bell_terms(jet, alpha)
+        level = len(alpha)
+        comps[alpha] = sum(layout.aggregate(t, level, edge_weight=coeffs[b + 1]) for b, t in enumerate(terms))  # type: ignore[assignment]
+    return Jet(layout.aggregate_edges(coeffs[0]), comps, layout)
 
 
 def aggregate(jet: Jet) -> Jet:
     r"""Jet of :math:`a_v = \sum_{w \to v} h_w` (linear: every component is aggregated alike)."""
-    return Jet([jet.layout.aggregate(c, k) for k, c in enumerate(jet.comps)], jet.layout)
+    layout = jet.layout
+    comps = {a: layout.aggregate(c, len(a)) for a, c in jet.comps.items()}
+    return Jet(layout.aggregate(jet.value, 0), comps, layout)
 
 
 def add_scaled(jet: Jet, scale: Tensor, other: Jet) -> Jet:
     """Jet of ``scale * y + other`` for a scalar (0-dim, differentiable) ``scale``; one fused pass per component."""
-    return Jet([torch.addcmul(o, c, scale) for c, o in zip(jet.comps, other.comps)], jet.layout)
+    comps = {a: torch.addcmul(other.comps[a], c, scale) for a, c in jet.comps.items()}
+    return Jet(torch.addcmul(other.value, jet.value, scale), comps, jet.layout)
 
 
 def linear(jet: Jet, weight: Tensor, bias: Tensor | None = None) -> Jet:
     """Jet of ``y @ weight.T + bias`` (torch ``Linear`` convention); the bias enters only the value."""
-    comps = [torch.nn.functional.linear(c, weight, bias if k == 0 else None) for k, c in enumerate(jet.comps)]
-    return Jet(comps, jet.layout)
+    comps = {a: torch.nn.functional.linear(c, weight) for a, c in jet.comps.items()}
+    return Jet(torch.nn.functional.linear(jet.value, weight, bias), comps, jet.layout)

@@ -47,7 +47,12 @@ VARIANTS = [
     dict(order=3, base_layers=2, jet_mode="sparse"),
     dict(order=1, base_init="rwse"),
     dict(order=2, jet_norm="rms", readout="mean", global_pool=False),
-    dict(order=2, jet_norm="none", downstream_norm="layer", base_aggregation="mean", activation="tanh"),
+    dict(order=2, jet_norm="none", downstream_norm="layer", base_aggregation="mean", base_activation="tanh"),
+    dict(k=1, m=3, jet_mode="dense"),
+    dict(k=1, m=4, jet_mode="sparse", num_marks=2),
+    dict(k=2, m=1, jet_mode="sparse"),
+    dict(k=2, m=2, max_order=3, jet_mode="sparse", base_layers=2),
+    dict(m=0),
 ]
 
 
@@ -64,10 +69,12 @@ def test_permutation_invariance(variant):
     assert torch.allclose(out, outp, atol=1e-5, rtol=0), (out - outp).abs().max()
 
 
-@pytest.mark.parametrize("order", [1, 2, 3])
-def test_dense_and_sparse_give_the_same_model(order):
+@pytest.mark.parametrize(
+    "selection", [dict(order=1), dict(order=2), dict(order=3), dict(k=1, m=4), dict(k=2, m=1)], ids=str
+)
+def test_dense_and_sparse_give_the_same_model(selection):
     torch.manual_seed(0)
-    cfg = {**SMALL, "order": order, "base_layers": 2 if order == 3 else 3}
+    cfg = {**SMALL, **selection, "base_layers": 2 if selection.get("order") == 3 else 3}
     dense = create_model("hod-gnn", **cfg).double().eval()
     sparse = create_model("hod-gnn", **{**cfg, "jet_mode": "sparse"}).double().eval()
     sparse.load_state_dict(dense.state_dict())
@@ -139,9 +146,19 @@ def test_rwse_init_reproduces_random_walk_pe(steps):
 @pytest.mark.parametrize(
     "bad, match",
     [
-        (dict(order=4), "order must be an int in 0..3"),
+        (dict(order=9), "order must be an int in 0..8"),
+        (dict(order=4), "reaches total order 4, but the derivative encoders for k >= 2 read total orders <= 3"),
+        (dict(k=2, m=2), "set max_order <= 3, or use k=1"),
+        (dict(k=0), "k must be an int >= 1, got 0"),
+        (dict(m=-1), "m must be an int >= 0, got -1"),
+        (dict(k=1, m=9), "total order 9 > 8"),
+        (dict(max_order=0), "max_order must be an int >= 1"),
+        (dict(order=2, k=1), "give either order=2 or k/m/max_order, not both"),
         (dict(jet_mode="blocked"), "jet_mode must be one of"),
-        (dict(activation="relu", order=2), "zero second derivative"),
+        (dict(base_activation="relu", order=2), "zero second derivative"),
+        (dict(base_activation="relu", k=1, m=3), "zero second derivative"),
+        (dict(base_activation="swish"), "base_activation must be one of"),
+        (dict(base_activation="relu", activation="tanh"), "disagree; give only base_activation"),
         (dict(hidden_dim=0), "hidden_dim must be an int >= 1"),
         (dict(node_vocab=()), "node_vocab must be a non-empty tuple"),
         (dict(readout="max"), "readout must be one of"),
@@ -172,7 +189,7 @@ def test_api_shapes_repr_and_reset():
     assert model.embed(g, g.ndata["feat"], g.edata["feat"]).shape == (2, 16)
     assert all(k.startswith("head.") for k in dict(model.head.named_parameters(prefix="head")))
     text = repr(model)
-    assert "order=2" in text and "DerivativeEncoder" in text and "GINE x 2" in text
+    assert "k=2, m=2, max_order=2" in text and "DerivativeEncoder" in text and "GINE x 2" in text
     before = {k: v.clone() for k, v in model.state_dict().items()}
     model.reset_parameters()
     changed = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.equal(v, before[k])]
@@ -180,6 +197,49 @@ def test_api_shapes_repr_and_reset():
     rw = create_model("hod-gnn", **SMALL, base_init="rwse")
     rw.reset_parameters()  # keeps the RWSE initialisation
     assert torch.equal(rw.base.layers[0].lin1.weight, torch.eye(8, 16))
+
+
+def test_k_m_keys_the_order_alias_and_the_activation_alias():
+    """order=K is k=K, m=K, max_order=K (same model, same outputs); order=0 is m=0; 'activation' is a deprecated
+    alias of base_activation; a model's normalised config rebuilds the same model."""
+    g = dgl.batch(molecule_batch())
+    outs = {}
+    for name, cfg in {"order": dict(order=2), "km": dict(k=2, m=2, max_order=2)}.items():
+        torch.manual_seed(0)
+        model = create_model("hod-gnn", **SMALL, **cfg).eval()
+        c = model.config
+        assert isinstance(c, HODGNNConfig) and (c.k, c.m, c.max_order, c.order) == (2, 2, 2, None)
+        with torch.no_grad():
+            outs[name] = model(g, g.ndata["feat"], g.edata["feat"])
+        again = create_model("hod-gnn", **model.config_dict())
+        assert again.config == model.config
+    assert torch.equal(outs["order"], outs["km"])
+    assert create_model("hod-gnn", **SMALL, order=0).deriv_encoder is None
+    assert create_model("hod-gnn", **SMALL, order=0).config_dict()["m"] == 0
+    pure = create_model("hod-gnn", **SMALL, k=1, m=3)
+    assert len(pure.deriv_encoder.encoders) == 3 and pure.deriv_encoder.pure
+    with pytest.warns(DeprecationWarning, match="'activation' is deprecated, use 'base_activation'"):
+        old = create_model("hod-gnn", **SMALL, activation="tanh")
+    assert old.config_dict()["base_activation"] == "tanh" and old.config_dict()["activation"] is None
+    assert old.base.layers[0].activation == "tanh"
+
+
+@pytest.mark.parametrize("mode", ["dense", "sparse"])
+def test_graph_with_no_nodes_in_a_batch(mode):
+    """Like the baselines: a 0-node graph gets the head's output on an empty read-out, alone or in a batch, and
+    does not change the other graphs' outputs."""
+    torch.manual_seed(0)
+    model = create_model("hod-gnn", **SMALL, k=1, m=2, jet_mode=mode, downstream_norm="layer").double().eval()
+    graphs = molecule_batch()
+    empty = dgl.graph(([], []), num_nodes=0)
+    empty.ndata["feat"] = torch.zeros(0, dtype=torch.long)
+    empty.edata["feat"] = torch.zeros(0, dtype=torch.long)
+    g = dgl.batch([graphs[0], empty, graphs[1]])
+    with torch.no_grad():
+        out = model(g, g.ndata["feat"], g.edata["feat"])
+        alone = [model(h, h.ndata["feat"], h.edata["feat"]) for h in (graphs[0], empty, graphs[1])]
+    assert out.shape == (3, 1) and torch.isfinite(out).all()
+    assert torch.allclose(out, torch.cat(alone), atol=1e-10)
 
 
 def test_featureless_graphs_use_constant_features():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import dgl
@@ -11,7 +12,7 @@ import torch
 
 from dgl_hod import BaseMPNN, JetMemoryError
 from dgl_hod import jets as J
-from dgl_hod.nn.layouts import expand_ranges, grouped_product, receptive_field_pairs
+from dgl_hod.nn.layouts import SparseLayout, expand_ranges, grouped_product, receptive_field_pairs
 from dgl_hod.reference import reference_forward, reference_jets
 
 ACTS = sorted(J.ACTIVATIONS)
@@ -69,9 +70,9 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
 @pytest.mark.parametrize("name", ACTS)
 def test_activation_derivatives_match_autograd(name):
     y = torch.linspace(-3, 3, 41).requires_grad_()
-    derivs = J.activation_derivatives(name, y, 3)
+    derivs = J.activation_derivatives(name, y, J.MAX_ORDER)
     assert torch.allclose(derivs[0], J.TORCH_ACTIVATIONS[name](y))
-    for m in range(3):
+    for m in range(J.MAX_ORDER):
         if derivs[m].requires_grad:
             (auto,) = torch.autograd.grad(derivs[m].sum(), y, create_graph=True)
         else:  # a constant derivative (identity, ReLU'): the next one is 0
@@ -85,6 +86,52 @@ def test_set_partitions_are_bell_numbers_and_valid():
         assert len(parts) == bell == len(set(parts))
         for p in parts:
             assert sorted(s for block in p for s in block) == list(range(k))
+
+
+def test_pattern_partitions_count_set_partitions_and_match_univariate_faa_di_bruno():
+    """Counts sum to the Bell number; for one node they are K! / prod(m_i! (i!)^m_i) (the univariate formula)."""
+    bell = {1: 1, 2: 2, 3: 5, 4: 15, 5: 52, 6: 203}
+    for alpha in [(1,), (2,), (4,), (6,), (1, 1), (2, 1), (1, 2, 1), (2, 2), (3, 3)]:
+        parts = J.pattern_partitions(alpha)
+        assert sum(count for count, _ in parts) == bell[sum(alpha)]
+        for _, blocks in parts:  # the blocks add up to alpha, node by node
+            total = [0] * len(alpha)
+            for beta, slots in blocks:
+                for b, s in zip(beta, slots):
+                    total[s] += b
+            assert tuple(total) == alpha
+    for K in range(1, 7):
+        for count, blocks in J.pattern_partitions((K,)):
+            sizes = [beta[0] for beta, _ in blocks]
+            want = math.factorial(K)
+            for i in set(sizes):
+                want //= math.factorial(sizes.count(i)) * math.factorial(i) ** sizes.count(i)
+            assert count == want, (K, sizes)
+
+
+@pytest.mark.parametrize("k,m,cap", [(1, 1, None), (1, 4, None), (2, 2, None), (3, 2, 4), (2, 3, 5), (4, 1, None)])
+def test_selection_is_exactly_the_admissible_multisets_and_closed_under_the_chain_rule(k, m, cap):
+    sel = J.Selection(k, m, cap)
+    total = min(k * m, cap or k * m)
+    brute = {a for q in range(1, k + 1) for a in itertools.product(range(1, m + 1), repeat=q) if sum(a) <= total}
+    assert set(sel.patterns) == brute and len(sel.patterns) == len(brute)
+    assert all(sel.admits(a) for a in sel.patterns) and not sel.admits((m + 1,)) and not sel.admits((1,) * (k + 1))
+    for alpha in sel.patterns:
+        for _, blocks in J.pattern_partitions(alpha):
+            assert all(beta in sel.patterns for beta, _ in blocks), (alpha, blocks)
+    assert sel.levels == min(k, total)
+    assert J.Selection.from_order(3) == J.Selection(3, 3, 3)
+    assert J.Selection.from_order(2).patterns == ((1,), (2,), (1, 1))
+
+
+def test_selection_errors():
+    with pytest.raises(ValueError, match="k must be an int >= 1, got 0"):
+        J.Selection(0, 1)
+    with pytest.raises(ValueError, match="m must be an int >= 1, got 1.5"):
+        J.Selection(1, 1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"total order 9 > 8, the engine's limit; cap it with max_order"):
+        J.Selection(3, 3)
+    assert J.Selection(3, 3, max_order=4).total == 4
 
 
 def test_unknown_activation_is_refused():
@@ -157,6 +204,112 @@ def test_jets_match_torch_func(mode, edge_dim, activation, num_marks, order, agg
             assert rel_err(a, b) < 1e-5, f"graph {i}, order {k}: rel err {rel_err(a, b):.2e}"
 
 
+def taylor_reference(base, g, x, e, directions: torch.Tensor, tangents: list[int]) -> torch.Tensor:
+    """Derivatives of ``h`` by nested ``torch.func.jvp``, one per row of ``directions`` ``(B, q, n, r)``.
+
+    ``h`` is taken as a function of ``z`` in ``R^q`` through ``marks = sum_i z_i directions[b, i]``; the result
+    ``(B, n, C)`` is the derivative along ``z_{tangents[0]}``, then ``z_{tangents[1]}``, ... at ``z = 0``.
+    """
+    src, dst = g.edges()
+    q = directions.shape[1]
+
+    def one(direction):
+        def fun(z):
+            return reference_forward(base, src, dst, x, e, torch.einsum("i,inr->nr", z, direction))
+
+        for i in tangents:
+            fun = (lambda f, t: lambda z: torch.func.jvp(f, (z,), (t,))[1])(fun, torch.eye(q)[i])
+        return fun(torch.zeros(q))
+
+    return torch.func.vmap(one)(directions)
+
+
+def pure_reference(base, g, x, e, m: int) -> list[torch.Tensor]:
+    """``[D(1), .., D(m)]`` ``(n, n, r, C)`` with ``D(a)[v, u, j] = d^a h_v / d marks_{u,j}^a`` (nested jvp)."""
+    n, r = g.num_nodes(), base.num_marks
+    dirs = torch.eye(n * r).reshape(n * r, 1, n, r)  # mark (u, j) alone
+    out = []
+    for a in range(1, m + 1):
+        d = taylor_reference(base, g, x, e, dirs, [0] * a)  # (n*r, n_v, C)
+        out.append(d.reshape(n, r, n, -1).permute(2, 0, 1, 3))
+    return out
+
+
+def small_batch(seed: int = 0) -> list[dgl.DGLGraph]:
+    """A self-loop, a multi-edge and an isolated node in one graph, a path longer than the depth in the other."""
+    return [dgl.graph(([0, 1, 1, 2, 2], [1, 2, 2, 0, 2]), num_nodes=4), path_graph(5)]
+
+
+@pytest.mark.parametrize("edge_dim", [None, 2], ids=["gin", "gine"])
+@pytest.mark.parametrize("activation", ACTS)
+def test_pure_derivatives_up_to_order_4_match_nested_jvp(activation, edge_dim):
+    """k = 1, m = 4: ``jets.pure(i)`` equals nested forward-mode autograd for every activation, dense and sparse."""
+    torch.manual_seed(0)
+    gs = small_batch()
+    base = BaseMPNN(2, 3, 2, edge_dim=edge_dim, activation=activation, num_marks=2, aggregation="sum")
+    with torch.no_grad():
+        for layer in base.layers:
+            layer.eps.fill_(0.3)
+    xs, es = features(gs, 2, edge_dim)
+    g, x, e = batch_inputs(gs, xs, es)
+    outs = {mode: base.jets(g, x, e, k=1, m=4, mode=mode) for mode in ("dense", "sparse")}
+    for i, gi in enumerate(gs):
+        ref = pure_reference(base, gi, xs[i], es[i], 4)
+        for mode, out in outs.items():
+            ours = out.pure(i)
+            assert len(ours) == 4
+            for a, (d, want) in enumerate(zip(ours, ref), start=1):
+                assert d.shape == (gi.num_nodes(), gi.num_nodes(), 2, 3)
+                assert torch.allclose(d, want, atol=1e-10, rtol=1e-8), f"{mode}, graph {i}, order {a}"
+    if activation in ("relu", "identity") and edge_dim is None:  # piecewise linear: higher orders vanish exactly
+        assert all(torch.count_nonzero(d) == 0 for d in outs["sparse"].pure(0)[1:])
+
+
+@pytest.mark.parametrize("mode", ["dense", "sparse"])
+@pytest.mark.parametrize("edge_dim,activation,aggregation", [(2, "silu", "sum"), (None, "tanh", "mean")])
+def test_mixed_selection_k2_m2_matches_nested_jvp(mode, edge_dim, activation, aggregation):
+    """k = 2, m = 2 (total order up to 4): every pattern (a, b) at every pair u < w, against nested jvp."""
+    torch.manual_seed(1)
+    g = dgl.graph(([0, 1, 2, 3, 1], [1, 2, 3, 0, 1]), num_nodes=5)  # a 4-cycle with a self-loop; node 4 isolated
+    base = BaseMPNN(2, 3, 2, edge_dim=edge_dim, activation=activation, aggregation=aggregation)
+    (x,), (e,) = features([g], 2, edge_dim, seed=1)
+    out = base.jets(g, x, e, k=2, m=2, mode=mode)
+    assert set(out.components) == {(1,), (2,), (1, 1), (1, 2), (2, 1), (2, 2)}
+    n = 5
+    pairs = [(u, w) for u in range(n) for w in range(u + 1, n)]
+    dirs = torch.zeros(len(pairs), 2, n, 1)
+    for p, (u, w) in enumerate(pairs):
+        dirs[p, 0, u, 0] = dirs[p, 1, w, 0] = 1.0
+    us, ws = torch.tensor(pairs).T
+    for alpha in [(1, 1), (1, 2), (2, 1), (2, 2)]:
+        want = taylor_reference(base, g, x, e, dirs, [0] * alpha[0] + [1] * alpha[1])  # (pairs, n_v, C)
+        block = out.layout.graph_block(out.components[alpha], 2, 0)  # (v, u, w, 1, C)
+        got = block[:, us, ws, 0].permute(1, 0, 2)
+        assert torch.allclose(got, want, atol=1e-10, rtol=1e-8), alpha
+        lower = torch.tril(torch.ones(n, n, dtype=torch.bool))  # only u < w is stored
+        assert torch.count_nonzero(block[:, lower]) == 0
+    for a, d in enumerate(out.pure(0), start=1):
+        assert torch.allclose(d, pure_reference(base, g, x, e, a)[-1], atol=1e-10)
+
+
+def test_pure_storage_is_linear_in_m():
+    """k = 1 keeps only level 1 (node pairs): every order has n * |ball| rows, and lower orders do not change."""
+    g = path_graph(12)
+    base = BaseMPNN(2, 3, 2)
+    x = torch.randn(12, 2)
+    balls = sum(len(range(max(0, v - 2), min(12, v + 3))) for v in range(12))
+    one = base.jets(g, x, k=1, m=1, mode="sparse")
+    four = base.jets(g, x, k=1, m=4, mode="sparse")
+    assert list(four.components) == [(1,), (2,), (3,), (4,)]
+    assert all(c.shape == (balls, 1, 3) for c in four.derivatives)
+    assert isinstance(four.layout, SparseLayout) and len(four.layout.tuple_graphs) == 2  # nodes and pairs only
+    assert torch.allclose(one.components[(1,)], four.components[(1,)], atol=1e-12)
+    mixed = base.jets(g, x, order=2, mode="sparse")
+    assert torch.allclose(mixed.components[(2,)], four.components[(2,)], atol=1e-12)
+    with pytest.raises(ValueError, match=r"dense\(0\) needs every derivative of total order 2"):
+        four.dense(0)
+
+
 def test_reference_forward_matches_dgl_forward():
     torch.manual_seed(1)
     gs = tricky_batch(1)
@@ -194,8 +347,8 @@ def test_all_relu_gin_has_zero_second_order_jets():
     xs, _ = features(gs, 3, None, seed=2)
     g, x, _ = batch_inputs(gs, xs, [None])
     out = base.jets(g, x, order=2)
-    assert out.derivatives[0].abs().sum() > 0
-    assert torch.count_nonzero(out.derivatives[1]) == 0
+    assert out.components[(1,)].abs().sum() > 0
+    assert torch.count_nonzero(out.components[(2,)]) == 0 and torch.count_nonzero(out.components[(1, 1)]) == 0
 
 
 def test_lower_orders_do_not_depend_on_requested_order():
@@ -214,13 +367,18 @@ def test_sparse_mode_stores_only_receptive_fields():
     x = torch.randn(12, 2)
     sparse, dense = base.jets(g, x, order=2, mode="sparse"), base.jets(g, x, order=2, mode="dense")
     balls = [len(range(max(0, v - 2), min(12, v + 3))) for v in range(12)]
-    assert sparse.derivatives[0].shape[0] == sum(balls)
-    assert sparse.derivatives[1].shape[0] == sum(b * (b + 1) // 2 for b in balls)  # sorted pairs u <= w only
+    assert sparse.components[(1,)].shape[0] == sparse.components[(2,)].shape[0] == sum(balls)
+    assert sparse.components[(1, 1)].shape[0] == sum(b * (b - 1) // 2 for b in balls)  # pairs u < w only
     third = base.jets(g, x, order=3, mode="sparse")
-    assert third.derivatives[2].shape[0] == sum(b * (b + 1) * (b + 2) // 6 for b in balls)  # u <= w <= y
+    assert third.components[(1, 1, 1)].shape[0] == sum(b * (b - 1) * (b - 2) // 6 for b in balls)  # u < w < y
+    # the multisets of total order 3 (u <= w <= y) are all there, each once
+    index, _, mult = third.rows(3)
+    assert len(index) == sum(b * (b + 1) * (b + 2) // 6 for b in balls)
+    assert len({tuple(r) for r in index.tolist()}) == len(index) and (index[:, 1:].diff(dim=1) >= 0).all()
+    assert float(mult.sum()) == sum(b**3 for b in balls)  # every ordered triple counted once
     for a, b in zip(third.dense(0), base.jets(g, x, order=3, mode="dense").dense(0)):
         assert torch.allclose(a, b, atol=1e-12)
-    assert dense.derivatives[1].shape[:3] == (12, 12, 12)
+    assert dense.components[(1, 1)].shape[:3] == (12, 12, 12)
     for a, b in zip(sparse.dense(0), dense.dense(0)):
         assert torch.allclose(a, b, atol=1e-12)
     # outside the 2-hop ball the dense jet is exactly zero
@@ -307,11 +465,11 @@ def test_jets_are_trainable_end_to_end():
     base = BaseMPNN(3, 4, 2, edge_dim=2).float()
     xs, es = features(gs, 3, 2, seed=7)
     g, x, e = batch_inputs(gs, [t.float() for t in xs], [t.float() for t in es])
-    loss = sum(d.square().sum() for d in base.jets(g, x, e, order=2).derivatives)
+    loss = torch.stack([d.square().sum() for d in base.jets(g, x, e, order=2).derivatives]).sum()
     loss.backward()
     for name, p in base.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
-    assert base.mark_directions.grad.abs().sum() > 0
+    assert base.mark_directions.grad is not None and base.mark_directions.grad.abs().sum() > 0
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -352,19 +510,28 @@ def test_bad_inputs_give_clear_errors():
         gine.jets(g, x)
     with pytest.raises(ValueError, match=r"edge features must have shape \(num_edges, edge_dim\) = \(2, 2\)"):
         gine(g, x, torch.randn(2, 5))
-    for order in (0, 4, 1.5):
-        with pytest.raises(ValueError, match="order must be an int in 1..3"):
-            gin.jets(g, x, order=order)
+    for order in (0, 9, 1.5):
+        with pytest.raises(ValueError, match="order must be an int in 1..8"):
+            gin.jets(g, x, order=order)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="give either order=2 .* or k/m/max_order, not both"):
+        gin.jets(g, x, order=2, k=1)
+    with pytest.raises(ValueError, match="m must be an int >= 1, got 0"):
+        gin.jets(g, x, k=1, m=0)
+    with pytest.raises(ValueError, match="total order 10 > 8"):
+        gin.jets(g, x, k=2, m=5)
     with pytest.raises(ValueError, match="mode must be one of"):
         gin.jets(g, x, mode="blocked")
-    bad = x.clone()
-    bad[1, 2] = float("nan")
-    with pytest.raises(ValueError, match="node features contain NaN"):
-        gin.jets(g, bad)
-    bad_e = e.clone()
-    bad_e[0, 0] = float("nan")
-    with pytest.raises(ValueError, match="edge features contain NaN"):
-        gine.jets(g, x, bad_e)
+    for value in (float("nan"), float("inf"), -float("inf")):
+        bad = x.clone()
+        bad[1, 2] = value
+        with pytest.raises(ValueError, match="node features contain NaN or inf"):
+            gin.jets(g, bad)
+        with pytest.raises(ValueError, match="node features contain NaN or inf"):
+            gin(g, bad)
+        bad_e = e.clone()
+        bad_e[0, 0] = value
+        with pytest.raises(ValueError, match="edge features contain NaN or inf"):
+            gine.jets(g, x, bad_e)
     with pytest.raises(ValueError, match="marks must have shape"):
         gin(g, x, marks=torch.zeros(3, 2))
     with pytest.raises(TypeError, match="dgl.DGLGraph"):
@@ -373,19 +540,21 @@ def test_bad_inputs_give_clear_errors():
         BaseMPNN(3, 4, 0)
     with pytest.raises(IndexError, match="out of range for a batch of 1"):
         gin.jets(g, x).dense(1)
+    with pytest.raises(IndexError, match="out of range for a batch of 1"):
+        gin.jets(g, x, k=1, m=2).pure(-1)
 
 
 def test_memory_guard_refuses_what_will_not_fit():
     g = dgl.graph(([], []), num_nodes=400)  # one graph of 400 nodes: order 3 dense = 400^4 entries
     base = BaseMPNN(4, 64, 4)
-    with pytest.raises(JetMemoryError, match=r"dense order-3 jets for this batch need about [\d.]+ GiB") as info:
+    with pytest.raises(JetMemoryError, match=r"dense jets \(k=3, m=3, max_order=3\) for this batch need about") as info:
         base.jets(g, torch.randn(400, 4), order=3)
     assert "mode='sparse'" in str(info.value)
     with pytest.raises(JetMemoryError, match="limit is 0.00 GiB"):
         base.jets(dgl.graph(([0], [1])), torch.randn(2, 4), order=1, max_memory_gb=1e-9)
     # sparse mode on the same (edgeless) graph is tiny and runs
     out = base.jets(g, torch.randn(400, 4), order=3, mode="sparse")
-    assert out.derivatives[2].shape[0] == 400
+    assert out.components[(3,)].shape[0] == 400 and out.components[(1, 1, 1)].shape[0] == 0
 
 
 def test_docstring_example_runs():
@@ -399,10 +568,28 @@ def test_docstring_example_runs():
 
 
 def test_binomial_growth_of_dense_entries():
-    """Dense order-k storage is N * P^k: a sanity check of the memory estimate's entry count."""
+    """Dense level-q storage is N * P^q: a sanity check of the memory estimate's entry count."""
     g = dgl.batch([path_graph(3), path_graph(5)])
     base = BaseMPNN(2, 2, 1)
     out = base.jets(g, torch.randn(8, 2), order=3)
-    for k, d in enumerate(out.derivatives, start=1):
-        assert d.shape[: k + 1] == (8,) + (5,) * k
-        assert out.layout.num_entries(k) == 8 * 5**k == math.prod(d.shape[: k + 1])
+    for alpha, d in out.components.items():
+        q = len(alpha)
+        assert d.shape[: q + 1] == (8,) + (5,) * q
+        assert out.layout.num_entries(q) == 8 * 5**q == math.prod(d.shape[: q + 1])
+
+
+@pytest.mark.parametrize("mode", ["dense", "sparse"])
+def test_graphs_with_no_nodes(mode):
+    """A 0-node graph alone or inside a batch gives empty jets (and its neighbours' jets are unchanged)."""
+    base = BaseMPNN(3, 4, 2, edge_dim=2)
+    empty = dgl.graph(([], []), num_nodes=0)
+    out = base.jets(empty, torch.zeros(0, 3), torch.zeros(0, 2), k=1, m=3, mode=mode)
+    assert out.h.shape == (0, 4) and all(d.shape == (0, 0, 1, 4) for d in out.pure(0))
+    gs = [path_graph(3), empty, path_graph(2)]
+    xs, es = features(gs, 3, 2)
+    g, x, e = batch_inputs(gs, xs, es)
+    batched = base.jets(g, x, e, order=2, mode=mode)
+    assert [d.shape for d in batched.dense(1)] == [(0, 0, 1, 4), (0, 0, 0, 1, 4)]
+    for i in (0, 2):
+        for a, b in zip(batched.dense(i), base.jets(gs[i], xs[i], es[i], order=2, mode=mode).dense(0)):
+            assert torch.allclose(a, b, atol=1e-12)

@@ -4,15 +4,18 @@ Pipeline, for a batch of graphs with ``N`` nodes and ``B`` graphs:
 
 .. math::
     x_v &= \mathrm{Enc}_{node}(\text{ids}_v) \in \mathbb{R}^{D}, \qquad e_{wv} = \mathrm{Enc}_{edge}(\text{ids}_{wv}) \\
-    h^{(T)}, D_1, .., D_K &= \mathrm{BaseMPNN.jets}(x + \textstyle\sum_j \epsilon_{\cdot,j} c_j,\ e)
-        \quad (D_k[v, u_1..u_k] = \partial^k h^{(T)}_v / \partial\epsilon_{u_1} \cdots \partial\epsilon_{u_k}) \\
-    z_v &= W_{in}\big[\, x_v \,\|\, h^{(T)}_v \,\|\, \mathrm{DerivEnc}(D_1..D_K)_v \big] \\
+    h^{(T)}, \{D\} &= \mathrm{BaseMPNN.jets}_{k,m}(x + \textstyle\sum_j \epsilon_{\cdot,j} c_j,\ e)
+        \quad (k = 1:\ D(\alpha)[v, u] = \partial^\alpha h^{(T)}_v / \partial\epsilon_u^\alpha,\ \alpha = 1..m) \\
+    z_v &= W_{in}\big[\, x_v \,\|\, h^{(T)}_v \,\|\, \mathrm{DerivEnc}(\{D\})_v \big] \\
     z &= \mathrm{DownstreamGNN}(z, e), \qquad
     y_G = \mathrm{head}\big(\mathrm{READOUT}_{v \in G}\, z_v\big)
 
 The derivative encoders (:mod:`dgl_hod.nn.derivative_encoders`) are equivariant IGN-style maps; the whole model is
 invariant to node permutations and trained end to end (the jets are differentiable functions of the base MPNN's
-weights).  ``order=0`` drops the jets (base MPNN + downstream GNN only): a 1-WL-bounded ablation.
+weights).  ``k`` is the number of distinct marked nodes in a derivative and ``m`` the highest order in any one of
+them (the paper's k-HOD-GNN with max order m; :class:`~dgl_hod.jets.Selection`); ``m=0`` drops the jets (base MPNN +
+downstream GNN only): a 1-WL-bounded ablation.  The older key ``order=K`` (every derivative of total order
+``<= K``) means ``k=K, m=K, max_order=K``; ``order=0`` means ``m=0``.
 
 Featureless graphs (``node_feat=None``): every node gets category id 0
 (:func:`~dgl_hod.archs.base.constant_node_feat`); edges without features use GIN messages (``edge_vocab=None``).
@@ -20,6 +23,7 @@ Featureless graphs (``node_feat=None``): every node gets category id 0
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import dgl
@@ -28,7 +32,7 @@ from torch import Tensor, nn
 
 from .. import jets as jetlib
 from ..nn.base_mpnn import BaseMPNN, GraphJets
-from ..nn.derivative_encoders import JET_NORMS, DerivativeEncoder
+from ..nn.derivative_encoders import JET_NORMS, TOTAL_ORDER_ENCODERS, DerivativeEncoder
 from ..nn.downstream import NORMS, DownstreamGNN
 from ..nn.encoders import CategoricalEncoder
 from .base import READOUTS, GraphConfig, GraphModel, readout
@@ -48,9 +52,15 @@ class HODGNNConfig(GraphConfig):
         hidden_dim: width ``D`` of the input encoder and the downstream GNN.
         base_hidden_dim: width ``C`` of the base MPNN (the jets hold ``r*C`` channels per entry).
         base_layers: base depth ``T``.
-        order: jet order ``K`` (0 = no derivatives, 1..3).
+        k: most distinct marked nodes per derivative (the paper's ``k``; default 1).
+        m: highest derivative order in any one node (the paper's ``m``; default 1; 0 = no derivatives).
+        max_order: cap on the total derivative order (``None``: ``k * m``).
+        order: older spelling: ``order=K`` is ``k=K, m=K, max_order=K`` (every derivative of total order ``<= K``),
+            ``order=0`` is ``m=0``; exclusive with ``k``/``m``/``max_order``.  Normalised to ``None`` after mapping.
         num_marks: marking directions ``r``.
-        activation: activation of the base MPNN (must be smooth for order >= 2 to be informative: ``silu``).
+        base_activation: activation of the base MPNN (must be smooth for total order >= 2 to be informative:
+            ``silu``).
+        activation: deprecated alias of ``base_activation`` (normalised to ``None``).
         base_aggregation: ``"sum"`` or ``"mean"``.
         base_init: ``"default"`` or ``"rwse"`` (see :class:`~dgl_hod.nn.base_mpnn.BaseMPNN`).
         jet_mode: ``"sparse"`` (default: only T-hop receptive fields; measured faster on ZINC-12k training steps at
@@ -66,9 +76,13 @@ class HODGNNConfig(GraphConfig):
 
     base_hidden_dim: int = 32
     base_layers: int = 4
-    order: int = 1
+    k: int | None = None
+    m: int | None = None
+    max_order: int | None = None
+    order: int | None = None
     num_marks: int = 1
-    activation: str = "silu"
+    base_activation: str = "silu"
+    activation: str | None = None
     base_aggregation: str = "sum"
     base_init: str = "default"
     jet_mode: str = "sparse"
@@ -82,17 +96,66 @@ class HODGNNConfig(GraphConfig):
 
     error_prefix = "hod-gnn: "
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.activation is not None:
+            if self.base_activation not in ("silu", self.activation):
+                self._fail(
+                    f"activation={self.activation!r} and base_activation={self.base_activation!r} disagree; "
+                    f"give only base_activation (activation is its deprecated alias)"
+                )
+            warnings.warn(
+                "hod-gnn: config key 'activation' is deprecated, use 'base_activation' (the base MPNN's "
+                "activation); the value is taken as base_activation",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            self.base_activation, self.activation = self.activation, None
+        if self.order is not None:
+            if self.k is not None or self.m is not None or self.max_order is not None:
+                self._fail(
+                    f"give either order={self.order!r} or k/m/max_order, not both (order=K means k=K, m=K, "
+                    f"max_order=K; order=0 means m=0)"
+                )
+            order = self.order
+            if not isinstance(order, int) or isinstance(order, bool) or not 0 <= order <= jetlib.MAX_ORDER:
+                self._fail(f"order must be an int in 0..{jetlib.MAX_ORDER} (0 = no derivatives), got {order!r}")
+            self.k, self.m, self.max_order = (1, 0, None) if order == 0 else (order, order, order)
+            self.order = None
+        if self.k is None:
+            self.k = 1
+        if self.m is None:
+            self.m = 1
+
+    def selection(self) -> jetlib.Selection | None:
+        """The derivatives the model computes (``None`` for ``m=0``)."""
+        return None if self.m == 0 else jetlib.Selection(self.k, self.m, self.max_order)  # type: ignore[arg-type]
+
     def validate(self) -> None:
         self.check_int("num_tasks", "hidden_dim", "base_hidden_dim", "base_layers", "num_marks")
         self.check_int("downstream_layers", minimum=0)
-        if not isinstance(self.order, int) or isinstance(self.order, bool) or not 0 <= self.order <= jetlib.MAX_ORDER:
-            self._fail(f"order must be an int in 0..{jetlib.MAX_ORDER} (0 = no derivatives), got {self.order!r}")
+        self.check_int("k")
+        self.check_int("m", minimum=0)
+        if self.max_order is not None:
+            self.check_int("max_order")
+        try:
+            selection = self.selection()
+            if selection is not None and not selection.is_pure and selection.total > len(TOTAL_ORDER_ENCODERS):
+                self._fail(
+                    f"k={self.k}, m={self.m} reaches total order {selection.total}, but the derivative encoders "
+                    f"for k >= 2 read total orders <= {len(TOTAL_ORDER_ENCODERS)}; set max_order <= "
+                    f"{len(TOTAL_ORDER_ENCODERS)}, or use k=1 (pure derivatives, m up to {jetlib.MAX_ORDER})"
+                )
+        except ValueError as err:
+            if str(err).startswith(self.error_prefix):
+                raise
+            self._fail(str(err))
         if self.encoder_hidden_dim is not None:
             self.check_int("encoder_hidden_dim")
         self.check_vocabs()
         self.check_choices(
             (
-                ("activation", jetlib.ACTIVATIONS),
+                ("base_activation", jetlib.ACTIVATIONS),
                 ("base_aggregation", ("sum", "mean")),
                 ("base_init", ("default", "rwse")),
                 ("jet_mode", ("dense", "sparse")),
@@ -101,10 +164,12 @@ class HODGNNConfig(GraphConfig):
                 ("readout", READOUTS),
             )
         )
-        if self.activation in ("relu", "identity") and self.order >= 2 and self.base_init != "rwse":
+        total = selection.total if selection is not None else 0
+        if self.base_activation in ("relu", "identity") and total >= 2 and self.base_init != "rwse":
             self._fail(
-                f"activation {self.activation!r} has zero second derivative, so order {self.order} jets "
-                f"would be identically zero; use a smooth activation such as 'silu'"
+                f"base_activation {self.base_activation!r} has zero second derivative, so every derivative of "
+                f"total order >= 2 (k={self.k}, m={self.m}) would be identically zero; use a smooth activation "
+                f"such as 'silu', or m=1 with k=1"
             )
         self.check_dropout()
 
@@ -114,7 +179,7 @@ class HODGNN(GraphModel):
     r"""HOD-GNN (module docstring): input encoder -> base MPNN jets -> derivative encoders -> downstream GNN ->
     readout -> head.
 
-    Build with ``create_model("hod-gnn", order=2, base_layers=4, ...)`` or ``HODGNN(HODGNNConfig(...))``.
+    Build with ``create_model("hod-gnn", k=1, m=3, base_layers=4, ...)`` or ``HODGNN(HODGNNConfig(...))``.
 
     Shapes:
         - ``g``: batched DGLGraph with ``N`` nodes, ``E`` edges, ``B`` graphs.
@@ -125,12 +190,14 @@ class HODGNN(GraphModel):
     Example:
         >>> import dgl, torch
         >>> from dgl_hod import create_model
-        >>> model = create_model("hod-gnn", order=2, edge_vocab=None, node_vocab=(1,), hidden_dim=16,
+        >>> model = create_model("hod-gnn", k=1, m=2, edge_vocab=None, node_vocab=(1,), hidden_dim=16,
         ...                      base_hidden_dim=8, base_layers=2, downstream_layers=1)
         >>> g = dgl.graph(([0, 1, 2, 1, 2, 0], [1, 2, 0, 0, 1, 2]))
         >>> model.eval()(g, None).shape
         torch.Size([1, 1])
     """
+
+    config: HODGNNConfig
 
     def __init__(self, config: HODGNNConfig):
         super().__init__()
@@ -144,18 +211,19 @@ class HODGNN(GraphModel):
             c.base_hidden_dim,
             c.base_layers,
             edge_dim=edge_dim,
-            activation=c.activation,
+            activation=c.base_activation,
             num_marks=c.num_marks,
             aggregation=c.base_aggregation,
             init=c.base_init,
         )
         enc_in = c.num_marks * c.base_hidden_dim
         enc_hidden = c.encoder_hidden_dim or D
+        self.selection = c.selection()
         self.deriv_encoder = (
             DerivativeEncoder(
-                c.order, enc_in, enc_hidden, D, activation="silu", jet_norm=c.jet_norm, global_pool=c.global_pool
+                self.selection, enc_in, enc_hidden, D, activation="silu", jet_norm=c.jet_norm, global_pool=c.global_pool
             )
-            if c.order >= 1
+            if self.selection is not None
             else None
         )
         combined = D + c.base_hidden_dim + (self.deriv_encoder.out_dim if self.deriv_encoder else 0)
@@ -172,9 +240,10 @@ class HODGNN(GraphModel):
 
     # -- stages -------------------------------------------------------------------------------------------------------
     def jets(self, g: dgl.DGLGraph, node_feat: Tensor | None = None, edge_feat: Tensor | None = None) -> GraphJets:
-        """The base MPNN's raw (un-normalised) jets of order ``max(order, 1)`` for these inputs."""
+        """The base MPNN's raw (un-normalised) jets of the model's selection (``k=1, m=1`` when ``m=0``)."""
         x, e = self.encode_inputs(g, node_feat, edge_feat)
-        return self.base.jets(g, x, e, order=max(self.config.order, 1), mode=self.config.jet_mode)
+        sel = self.selection or jetlib.Selection(1, 1)
+        return self.base.jets(g, x, e, k=sel.k, m=sel.m, max_order=sel.max_order, mode=self.config.jet_mode)
 
     def node_embed(self, g: dgl.DGLGraph, node_feat: Tensor | None = None, edge_feat: Tensor | None = None) -> Tensor:
         """Node embeddings ``(N, hidden_dim)`` after the downstream GNN."""
@@ -183,7 +252,9 @@ class HODGNN(GraphModel):
             h = self.base(g, x, e)
             z = torch.cat([x, h], 1)
         else:
-            jets = self.base.jets(g, x, e, order=self.config.order, mode=self.config.jet_mode)
+            sel = self.selection
+            assert sel is not None
+            jets = self.base.jets(g, x, e, k=sel.k, m=sel.m, max_order=sel.max_order, mode=self.config.jet_mode)
             z = torch.cat([x, jets.h, self.deriv_encoder(jets)], 1)
         return self.downstream(g, self.combine(z), e)
 
@@ -196,13 +267,14 @@ class HODGNN(GraphModel):
             if m is not None:
                 m.reset_parameters()
         for seq in (self.combine, self.head):
-            for m in seq:
+            for m in seq.children():
                 if hasattr(m, "reset_parameters"):
                     m.reset_parameters()
 
     def extra_repr(self) -> str:
         c = self.config
         return (
-            f"order={c.order}, base_layers={c.base_layers}, num_marks={c.num_marks}, jet_mode={c.jet_mode}, "
+            f"k={c.k}, m={c.m}, max_order={c.max_order}, base_layers={c.base_layers}, num_marks={c.num_marks}, "
+            f"jet_mode={c.jet_mode}, "
             f"jet_norm={c.jet_norm}, readout={c.readout}"
         )

@@ -6,15 +6,16 @@ graph: ``D1[v, u]`` (how node ``u``'s mark moves ``h_v``), ``D2[v, u, w]``, ``D3
 ``k+1 -> 1``: diagonals and normalised DeepSets pools over the marked nodes, so the node features they return are
 equivariant under node permutations (and the graph read-out invariant).
 
-**Row form.**  Both jet layouts are read as a list of entries (rows) with the global node ids of the entry:
-:func:`jet_rows`.  Derivatives are symmetric in the marked nodes, so only *sorted* tuples ``u_1 <= .. <= u_k`` are
-read, each with its ``multiplicity`` (the number of ordered tuples it stands for: 1, 2, 3 or 6); a sum over all
-ordered tuples is a multiplicity-weighted sum over the rows.  Dense jets give every sorted in-graph tuple (padding
-slots are dropped with the graph sizes); sparse jets store exactly the sorted tuples inside the ``T``-hop receptive
-field (every other derivative is exactly zero).  To make both layouts give the same result, every learned map
-applied to an entry satisfies :math:`\phi(0) = 0` (:class:`ZeroMLP`), and every pool is divided by the graph size,
-never by the number of stored rows: a missing (zero) entry then contributes exactly what it would in the dense
-layout.
+**Row form.**  Jets are read as a list of entries (rows) with the global node ids of the entry, through the
+layout's own reader (:meth:`~dgl_hod.nn.base_mpnn.GraphJets.rows`; no encoder looks inside a layout):
+:func:`jet_rows` gives the selected derivatives of one total order, one row per *multiset* ``u_1 <= .. <= u_k`` with
+its ``multiplicity`` (the number of ordered tuples it stands for: 1, 2, 3 or 6), so a sum over all ordered tuples is
+a multiplicity-weighted sum over the rows; :func:`pure_jet_rows` gives the pure derivatives ``D(alpha)[v, u]`` of
+``k = 1`` selections over node pairs.  The dense layout yields every in-graph tuple (padding dropped); the sparse
+layout only those inside the ``T``-hop receptive field (every other derivative is exactly zero).  To make both
+layouts give the same result, every learned map applied to an entry satisfies :math:`\phi(0) = 0`
+(:class:`ZeroMLP`), and every pool is divided by the graph size, never by the number of stored rows: a missing
+(zero) entry then contributes exactly what it would in the dense layout.
 
 **Pool normalisation.**  Pools over ``u`` are means over the graph's ``n`` nodes (sum / ``n``), pools over
 ``(u, w)`` sum / ``n^2``: bounded for any graph size, and still injective-enough on multisets of the same size (the
@@ -42,11 +43,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ..jets import MAX_ORDER, Selection
 from .base_mpnn import GraphJets
 
 __all__ = [
     "JetRows",
     "jet_rows",
+    "pure_jet_rows",
     "tuple_multiplicity",
     "normalize_jets",
     "ZeroMLP",
@@ -106,32 +109,28 @@ def tuple_multiplicity(members: Tensor) -> Tensor:
 
 
 def jet_rows(jets: GraphJets, k: int) -> JetRows:
-    """Order-``k`` derivatives of ``jets`` (dense or sparse) as :class:`JetRows` of sorted tuples."""
-    comp = jets.derivatives[k - 1]
-    layout = jets.layout
-    sizes = layout.graph.batch_num_nodes()
+    """The selected derivatives of total order ``k`` of ``jets`` (dense or sparse) as :class:`JetRows`, one row per
+    multiset of marked nodes (:meth:`~dgl_hod.nn.base_mpnn.GraphJets.rows`).
+    """
+    index, values, mult = jets.rows(k)
+    sizes = jets.layout.graph_sizes
     gnode = _graph_of_node(sizes)
-    n = layout.num_nodes
-    if layout.mode == "dense":
-        P = layout.width
-        offsets = torch.cumsum(sizes, 0) - sizes
-        slots = torch.arange(P, device=sizes.device)
-        m1 = slots.view(1, P) < sizes[gnode].view(n, 1)  # (N, P): slot p is a node of v's graph
-        mask = m1
-        for i in range(1, k):  # slot i of v's graph, and not below slot i-1 (sorted tuples)
-            ordered = slots.view(*(1,) * i, P, 1) <= slots.view(*(1,) * i, 1, P)
-            mask = (mask.unsqueeze(-1) & m1.view(n, *(1,) * i, P)) & ordered.view(1, *ordered.shape[1:])
-        idx = mask.nonzero()  # (M, k+1): v, p_1..p_k
-        values = comp[mask]
-        v = idx[:, 0]
-        index = torch.cat([v[:, None], idx[:, 1:] + offsets[gnode[v]][:, None]], 1)
-    else:
-        owner = layout.owner[k]  # the sparse layout stores exactly the sorted tuples
-        index = torch.cat([owner[:, None], layout.members(owner, layout.positions[k])], 1)
-        values = comp
-    values = values.reshape(values.shape[0], -1)
-    mult = tuple_multiplicity(index[:, 1:]).to(values.dtype)
-    return JetRows(values, index, gnode[index[:, 0]], sizes, n, mult)
+    return JetRows(values.flatten(1), index, gnode[index[:, 0]], sizes, jets.layout.num_nodes, mult)
+
+
+def pure_jet_rows(jets: GraphJets, alpha: int) -> JetRows:
+    r"""The pure derivatives :math:`D(\alpha)[v, u] = \partial^\alpha h_v / \partial\epsilon_u^\alpha` as
+    :class:`JetRows` over node pairs (index ``(v, u)``, multiplicity 1).
+    """
+    if (alpha,) not in jets.components:
+        raise ValueError(f"the jets ({jets.selection}) have no pure derivative of order {alpha}; compute m >= {alpha}")
+    layout = jets.layout
+    index = layout.rows(1)
+    values = layout.values(jets.components[(alpha,)], 1)
+    sizes = layout.graph_sizes
+    gnode = _graph_of_node(sizes)
+    mult = values.new_ones(values.shape[0])
+    return JetRows(values.flatten(1), index, gnode[index[:, 0]], sizes, layout.num_nodes, mult)
 
 
 def _segment_sum(values: Tensor, seg: Tensor, num: int) -> Tensor:
@@ -322,24 +321,35 @@ class Order3Encoder(nn.Module):
         return self.out(torch.cat(feats, 1))
 
 
+#: encoders of the full symmetric derivative tensors of total order 1, 2, 3 (k >= 2 selections)
+TOTAL_ORDER_ENCODERS: tuple[type[nn.Module], ...] = (Order1Encoder, Order2Encoder, Order3Encoder)
+
+
 class DerivativeEncoder(nn.Module):
-    r"""All orders at once: :math:`z_v = \big\|_{k=1}^{K} \mathrm{Enc}_k(\mathrm{norm}(D_k))_v`.
+    r"""Every selected derivative at once, concatenated per order.
+
+    * ``k = 1`` (pure derivatives, any ``m <= MAX_ORDER``): one 2-IGN-style :class:`Order1Encoder` per order,
+      :math:`z_v = \big\|_{\alpha=1}^{m} \mathrm{Enc}_\alpha(\mathrm{norm}(D(\alpha)))_v` on the pair tensors
+      :math:`D(\alpha)[v, u]`.
+    * otherwise (``order=K`` or ``k >= 2``, total order up to 3): one encoder per total order ``K``,
+      :math:`z_v = \big\|_{K} \mathrm{Enc}_K(\mathrm{norm}(D_K))_v`, reading the selected multisets of total order
+      ``K`` (an unselected derivative reads as zero).
 
     Args:
-        order: ``K`` (1..3).
+        order: a :class:`~dgl_hod.jets.Selection`, or ``K`` for ``Selection.from_order(K)`` (``K = 1``: ``k = m = 1``).
         in_dim: ``r*C`` (marks times base channels).
         hidden_dim: width of the ``phi`` MLPs.
-        out_dim: output channels per order (total ``K * out_dim``).
+        out_dim: output channels per order (total ``len(encoders) * out_dim``).
         activation: activation of the ``phi`` MLPs.
         jet_norm: ``"rms"``, ``"asinh"`` or ``"none"`` (module docstring).
-        global_pool: add the global term to the order-1 encoder.
+        global_pool: add the global term to the order-1 encoders.
 
-    Shapes: :class:`~dgl_hod.nn.base_mpnn.GraphJets` of order ``>= K`` -> ``(N, K * out_dim)``.
+    Shapes: :class:`~dgl_hod.nn.base_mpnn.GraphJets` holding the selection -> ``(N, len(encoders) * out_dim)``.
     """
 
     def __init__(
         self,
-        order: int,
+        order: int | Selection,
         in_dim: int,
         hidden_dim: int,
         out_dim: int,
@@ -350,24 +360,48 @@ class DerivativeEncoder(nn.Module):
         super().__init__()
         if jet_norm not in JET_NORMS:
             raise ValueError(f"jet_norm must be one of {JET_NORMS}, got {jet_norm!r}")
-        if not 1 <= order <= 3:
-            raise ValueError(f"order must be in 1..3, got {order!r}")
-        self.order, self.jet_norm = order, jet_norm
-        self.out_dim = order * out_dim
-        encs = [
-            Order1Encoder(in_dim, hidden_dim, out_dim, activation, global_pool),
-            Order2Encoder(in_dim, hidden_dim, out_dim, activation),
-            Order3Encoder(in_dim, hidden_dim, out_dim, activation),
-        ]
-        self.encoders = nn.ModuleList(encs[:order])
+        if isinstance(order, Selection):
+            selection = order
+        else:
+            if not isinstance(order, int) or isinstance(order, bool) or not 1 <= order <= MAX_ORDER:
+                raise ValueError(f"order must be an int in 1..{MAX_ORDER}, got {order!r}")
+            selection = Selection.from_order(order)
+        self.selection, self.jet_norm = selection, jet_norm
+        self.pure = selection.is_pure
+        encs: list[nn.Module]
+        if self.pure:
+            encs = [Order1Encoder(in_dim, hidden_dim, out_dim, activation, global_pool) for _ in range(selection.total)]
+        else:
+            if selection.total > len(TOTAL_ORDER_ENCODERS):
+                raise ValueError(
+                    f"no derivative encoder for total order {selection.total} with k >= 2 (selection {selection}); "
+                    f"cap it with max_order <= {len(TOTAL_ORDER_ENCODERS)}, or use k = 1 (pure derivatives, any m)"
+                )
+            encs = [
+                Order1Encoder(in_dim, hidden_dim, out_dim, activation, global_pool),
+                *(cls(in_dim, hidden_dim, out_dim, activation) for cls in TOTAL_ORDER_ENCODERS[1 : selection.total]),
+            ]
+        self.order = selection.total
+        self.out_dim = len(encs) * out_dim
+        self.encoders = nn.ModuleList(encs)
 
     def reset_parameters(self) -> None:
         for enc in self.encoders:
             enc.reset_parameters()
 
+    def _rows(self, jets: GraphJets, order: int) -> JetRows:
+        if self.pure:
+            return pure_jet_rows(jets, order)
+        if jets.selection.patterns_of_order(order) != self.selection.patterns_of_order(order):
+            raise ValueError(
+                f"this encoder reads the derivatives of selection ({self.selection}) but the jets hold "
+                f"({jets.selection}); compute the jets with the encoder's selection"
+            )
+        return jet_rows(jets, order)
+
     def forward(self, jets: GraphJets) -> Tensor:
-        feats = [enc(normalize_jets(jet_rows(jets, k + 1), self.jet_norm)) for k, enc in enumerate(self.encoders)]
+        feats = [enc(normalize_jets(self._rows(jets, k + 1), self.jet_norm)) for k, enc in enumerate(self.encoders)]
         return torch.cat(feats, 1)
 
     def extra_repr(self) -> str:
-        return f"order={self.order}, jet_norm={self.jet_norm}"
+        return f"{self.selection}, jet_norm={self.jet_norm}"

@@ -1,24 +1,28 @@
 r"""Storage layouts for derivative jets of a batched graph, and their DGL aggregation.
 
-A jet component of order :math:`k` holds, for every node :math:`v` and every :math:`k`-tuple of marked nodes
-:math:`(u_1..u_k)` of :math:`v`'s own graph, a ``(r, C)`` block (``r`` marking directions, ``C`` channels).  Nodes of
-different graphs never interact, so those entries are never stored.  Two layouts implement
-:class:`dgl_hod.jets.JetLayout`:
+A jet component of pattern :math:`\alpha = (a_1..a_q)` (see :mod:`dgl_hod.jets`) lives on *level* :math:`q`: for
+every node :math:`v` and every tuple of :math:`q` distinct marked nodes :math:`(w_1..w_q)` of :math:`v`'s own graph,
+a ``(r, C)`` block (``r`` marking directions, ``C`` channels).  Pure derivatives (``k = 1``, any order) all live on
+level 1, the node pairs.  Nodes of different graphs never interact, so those entries are never stored.  Two layouts
+implement :class:`dgl_hod.jets.JetLayout`, and each owns how its entries are read (``rows``, ``values``,
+``graph_block``, ``num_entries``), so no caller needs to know which one it holds:
 
-* :class:`DenseLayout` (``mode="dense"``): component :math:`k` is a tensor ``(N, P, .., P, r, C)`` with ``P`` the
+* :class:`DenseLayout` (``mode="dense"``): a level-``q`` component is a tensor ``(N, P, .., P, r, C)`` with ``P`` the
   number of nodes of the largest graph of the batch; slot ``p`` of node ``v`` is the ``p``-th node of ``v``'s graph and
   slots past that graph's size stay exactly zero.  Aggregation is one DGL ``update_all`` on the batched graph itself,
-  with the whole ``P^k r`` block as the node feature (``copy_u``/``u_mul_e`` + ``sum``, fused sparse-dense products).
-  Simple and regular, but it pays for padding (``P^k`` slots per node even in small graphs of the batch): on
-  ZINC-12k training steps the sparse layout measured faster at every order and depth (README, "Training-step cost").
-* :class:`SparseLayout` (``mode="sparse"``): only tuples whose marked nodes all lie in the ``T``-hop in-ball of
-  :math:`v` are stored (after ``T`` layers every other derivative is zero), as rows ``(M_k, r, C)``.  Aggregation runs
-  on a *tuple graph* built with DGL: an edge :math:`(w, U) \to (v, U)` for every graph edge :math:`w \to v`.  Memory
-  grows with :math:`n \cdot |B_T|^k` instead of :math:`n \cdot P^k`: for big graphs.
+  with the whole ``P^q r`` block as the node feature (``copy_u``/``u_mul_e`` + ``sum``, fused sparse-dense products).
+  Simple and regular, but it pays for padding (``P^q`` slots per node even in small graphs of the batch) and for
+  every ordering of the slots: on ZINC-12k training steps the sparse layout measured faster at every order and depth.
+* :class:`SparseLayout` (``mode="sparse"``): only increasing tuples of distinct nodes that all lie in the ``T``-hop
+  in-ball of :math:`v` are stored (after ``T`` layers every other derivative is zero), as rows ``(M_q, r, C)``.
+  Aggregation runs on a *tuple graph* built with DGL: an edge :math:`(w, U) \to (v, U)` for every graph edge
+  :math:`w \to v`.  Memory grows with :math:`n \cdot |B_T|^q / q!` instead of :math:`n \cdot P^q`: for big graphs;
+  ``k = 1`` needs ``n * |B_T|`` rows per order.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import dgl
@@ -36,7 +40,7 @@ def _aggregate(graph: dgl.DGLGraph, feat: Tensor, edge_weight: Tensor | None) ->
     """
     with graph.local_scope():
         shape = feat.shape
-        graph.srcdata["j"] = feat.reshape(shape[0], -1, shape[-1])
+        graph.srcdata["j"] = feat.reshape(shape[0], math.prod(shape[1:-1]), shape[-1])
         if edge_weight is None:
             graph.update_all(fn.copy_u("j", "m"), fn.sum("m", "a"))
         else:
@@ -63,7 +67,9 @@ def _accumulate_product(terms: list[Tensor], out: Tensor | None) -> Tensor:
 class DenseLayout:
     """Per-graph dense jets, padded to the largest graph of the batch (see module docstring).
 
-    Shapes: component ``k`` is ``(N, P, .., P, r, C)`` with ``k`` slot dims.
+    Shapes: a level-``q`` component is ``(N, P, .., P, r, C)`` with ``q`` slot dims; the entry at slots
+    ``(p_1..p_q)`` is the derivative in the nodes ``p_1..p_q`` of ``v``'s graph (slots may coincide: the derivative
+    operators then act on the same node, which the chain rule handles alike).
     """
 
     mode = "dense"
@@ -75,47 +81,76 @@ class DenseLayout:
         self.graph_sizes = counts
         self.offsets = torch.cumsum(counts, 0) - counts
         self.width = int(counts.max()) if len(counts) else 0
-        graph_of_node = torch.repeat_interleave(torch.arange(len(counts)), counts)
-        self.local_index = torch.arange(self.num_nodes) - self.offsets[graph_of_node]
+        self.graph_of_node = torch.repeat_interleave(torch.arange(len(counts)), counts)
+        self.local_index = torch.arange(self.num_nodes) - self.offsets[self.graph_of_node]
+        self._masks: dict[int, Tensor] = {}
+        self._rows: dict[int, Tensor] = {}
 
     # -- storage ------------------------------------------------------------------------------------------------------
-    def num_entries(self, order: int) -> int:
-        """Stored (node, tuple) entries of an order-``order`` component."""
-        return self.num_nodes * self.width**order
+    def num_entries(self, level: int) -> int:
+        """Stored (node, tuple) entries of a level-``level`` component."""
+        return self.num_nodes * self.width**level
 
-    def init_marks(self, directions: Tensor, order: int) -> list[Tensor]:
-        """Derivative components of the marked input ``x_u + sum_j marks[u, j] c_j``: ``D1[v, v, j] = c_j``."""
+    def init_marks(self, directions: Tensor) -> Tensor:
+        """The level-1 component of the marked input ``x_u + sum_j marks[u, j] c_j``: ``D[v, v, j] = c_j``."""
         r, d = directions.shape
         d1 = directions.new_zeros(self.num_nodes, self.width, r, d)
-        d1 = d1.index_put((torch.arange(self.num_nodes), self.local_index), directions.expand(self.num_nodes, r, d))
-        return [d1] + [directions.new_zeros(self.num_nodes, *(self.width,) * k, r, d) for k in range(2, order + 1)]
+        return d1.index_put((torch.arange(self.num_nodes), self.local_index), directions.expand(self.num_nodes, r, d))
 
-    def expand(self, node_values: Tensor, order: int) -> Tensor:
+    def zeros(self, level: int, like: Tensor) -> Tensor:
+        return like.new_zeros(self.num_nodes, *(self.width,) * level, *like.shape[-2:])
+
+    def expand(self, node_values: Tensor, level: int) -> Tensor:
         n, c = node_values.shape
-        return node_values.reshape(n, *(1,) * order, 1, c)
+        return node_values.reshape(n, *(1,) * level, 1, c)
 
     def product(
-        self, factors: Sequence[tuple[Tensor, tuple[int, ...]]], order: int, out: Tensor | None = None
+        self, factors: Sequence[tuple[Tensor, tuple[int, ...]]], level: int, out: Tensor | None = None
     ) -> Tensor:
         terms = []
         for comp, slots in factors:
-            # comp has its slot dims in increasing slot order (components are symmetric), so a view inserts 1s
-            shape = [comp.shape[0]] + [self.width if s in slots else 1 for s in range(order)] + list(comp.shape[-2:])
+            # comp has its slot dims in increasing slot order, so a view inserts 1s for the missing slots
+            shape = [comp.shape[0]] + [self.width if s in slots else 1 for s in range(level)] + list(comp.shape[-2:])
             terms.append(comp.reshape(shape))
         return _accumulate_product(terms, out)
 
-    def aggregate(self, comp: Tensor, order: int, edge_weight: Tensor | None = None) -> Tensor:
+    def aggregate(self, comp: Tensor, level: int, edge_weight: Tensor | None = None) -> Tensor:
         return _aggregate(self.graph, comp, edge_weight)
 
     def aggregate_edges(self, edge_values: Tensor) -> Tensor:
         return _aggregate_edge_values(self.graph, edge_values)
 
     # -- read-out -----------------------------------------------------------------------------------------------------
-    def graph_block(self, comp: Tensor, order: int, i: int) -> Tensor:
-        """Graph ``i``'s block ``(n, n, .., n, r, C)`` of a component."""
+    def _mask(self, level: int) -> Tensor:
+        """``(N, P, .., P)``: slots are nodes of ``v``'s graph and strictly increasing."""
+        if level not in self._masks:
+            n, P = self.num_nodes, self.width
+            slots = torch.arange(P)
+            m1 = slots.view(1, P) < self.graph_sizes[self.graph_of_node].view(n, 1)  # (N, P): a node of v's graph
+            mask = m1
+            for i in range(1, level):
+                increasing = slots.view(*(1,) * i, P, 1) < slots.view(*(1,) * i, 1, P)
+                mask = (mask.unsqueeze(-1) & m1.view(n, *(1,) * i, P)) & increasing.view(1, *increasing.shape[1:])
+            self._masks[level] = mask
+        return self._masks[level]
+
+    def rows(self, level: int) -> Tensor:
+        if level not in self._rows:
+            idx = self._mask(level).nonzero()  # (M, level+1): v, p_1..p_q, lexicographic
+            v = idx[:, 0]
+            self._rows[level] = torch.cat([v[:, None], idx[:, 1:] + self.offsets[self.graph_of_node[v]][:, None]], 1)
+        return self._rows[level]
+
+    def values(self, comp: Tensor, level: int) -> Tensor:
+        return comp[self._mask(level)]
+
+    def graph_block(self, comp: Tensor, level: int, i: int) -> Tensor:
         start, n = int(self.offsets[i]), int(self.graph_sizes[i])
-        block = comp[start : start + n]
-        return block[(slice(None),) + (slice(0, n),) * order]
+        block = comp[start : start + n][(slice(None),) + (slice(0, n),) * level]
+        if level <= 1:
+            return block
+        mask = self._mask(level)[start : start + n][(slice(None),) + (slice(0, n),) * level]
+        return block * mask.reshape(*mask.shape, 1, 1).to(block.dtype)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -172,22 +207,24 @@ def receptive_field_pairs(g: dgl.DGLGraph, depth: int) -> tuple[Tensor, Tensor]:
 class SparseLayout:
     """Jets stored only over ``T``-hop receptive fields, aggregated on DGL tuple graphs (see module docstring).
 
-    Derivatives are symmetric in the marked nodes, so only *sorted* tuples are stored: order ``k`` keeps the
-    multisets ``u_1 <= .. <= u_k`` of the ball (about ``c^k / k!`` rows per owner with ball size ``c``, instead
-    of ``c^k``); the chain rule holds tuple by tuple, so nothing else changes.  :meth:`full_rows` expands them back
-    to every ordered tuple for read-out.
+    Level ``q`` stores the tuples of ``q`` *distinct* nodes of the ball, in increasing order (a derivative is
+    symmetric in its marked nodes, and which node is marked how often is the pattern's business, see
+    :mod:`dgl_hod.jets`): about ``c^q / q!`` rows per owner with ball size ``c``.  Pure derivatives (``k = 1``) all
+    live on level 1, ``n * |ball|`` rows whatever their order.
 
-    Shapes: component ``k`` is ``(M_k, r, C)``; row ``t`` is the tuple ``(owner_k[t], ball(owner)[positions_k[t]])``
-    with non-decreasing positions (ball members are sorted by node id, so positions and node ids sort alike).  Rows
-    are sorted by ``key_k = (owner, positions)`` in mixed radix, which is how sub-tuples find their rows.
+    Shapes: a level-``q`` component is ``(M_q, r, C)``; row ``t`` is the tuple ``(owner_q[t],
+    ball(owner)[positions_q[t]])`` with increasing positions (ball members are sorted by node id, so positions and
+    node ids sort alike).  Rows are sorted by ``key_q = (owner, positions)`` in mixed radix, which is how sub-tuples
+    find their rows.
     """
 
     mode = "sparse"
 
-    def __init__(self, g: dgl.DGLGraph, depth: int, order: int):
+    def __init__(self, g: dgl.DGLGraph, depth: int, levels: int):
         self.graph = g
+        self.graph_sizes = g.batch_num_nodes()
         self._sub_row_cache: dict[tuple[int, tuple[int, ...]], Tensor] = {}
-        self._full_row_cache: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
+        self._rows: dict[int, Tensor] = {}
         n = self.num_nodes = g.num_nodes()
         owner, member = receptive_field_pairs(g, depth)
         self.pair_owner, self.pair_member = owner, member
@@ -201,8 +238,8 @@ class SparseLayout:
         e_idx, p_idx = expand_ranges(self.ball_ptr[src], self.ball_ptr[src + 1])
         v, u = dst[e_idx], member[p_idx]
         target = torch.searchsorted(owner * n + member, v * n + u)
-        target = target.clamp(max=len(owner) - 1)
-        keep = (owner[target] == v) & (member[target] == u)
+        target = target.clamp(max=max(len(owner) - 1, 0))
+        keep = (owner[target] == v) & (member[target] == u) if len(owner) else target.new_zeros(0, dtype=torch.bool)
         e_idx, src_row, dst_row = e_idx[keep], p_idx[keep], target[keep]
 
         self.owner: list[Tensor] = [torch.arange(n), owner]  # owner of each row, per level (level 0 = nodes)
@@ -214,9 +251,9 @@ class SparseLayout:
 
         edge_ptr = _ptr(e_idx, g.num_edges())  # level-1 tuple edges grouped by graph edge (e_idx is sorted)
         lvl1 = (src_row, dst_row, e_idx)
-        for k in range(2, order + 1):
-            self._add_level(k)
-            self._add_edge_level(k, lvl1, edge_ptr)
+        for q in range(2, levels + 1):
+            self._add_level(q)
+            self._add_edge_level(q, lvl1, edge_ptr)
 
     # -- construction -------------------------------------------------------------------------------------------------
     def _key(self, owner: Tensor, positions: Tensor) -> Tensor:
@@ -226,109 +263,103 @@ class SparseLayout:
         return key
 
     def members(self, owner: Tensor, positions: Tensor) -> Tensor:
-        """Node ids ``(M, k)`` of the tuples ``(owner, ball positions)``."""
+        """Node ids ``(M, q)`` of the tuples ``(owner, ball positions)``."""
         return self.pair_member[self.ball_ptr[owner][:, None] + positions]
 
     def _row_of(self, owner: Tensor, positions: Tensor) -> Tensor:
-        """Row of each sorted tuple ``(owner, positions)`` in its level (the tuple must be stored)."""
-        k = positions.shape[1]
-        if k == 0:
+        """Row of each increasing tuple ``(owner, positions)`` in its level (the tuple must be stored)."""
+        q = positions.shape[1]
+        if q == 0:
             return owner
-        if k == 1:
+        if q == 1:
             return self.ball_ptr[owner] + positions[:, 0]
-        return torch.searchsorted(self.keys[k], self._key(owner, positions))
+        return torch.searchsorted(self.keys[q], self._key(owner, positions))
 
     def _add_tuple_graph(self, src_row: Tensor, dst_row: Tensor, edge_id: Tensor) -> None:
-        k = len(self.tuple_graphs)
-        m = len(self.owner[k])
-        self.tuple_graphs.append(dgl.graph((src_row, dst_row), num_nodes=m))
+        q = len(self.tuple_graphs)
+        self.tuple_graphs.append(dgl.graph((src_row, dst_row), num_nodes=len(self.owner[q])))
         self.edge_ids.append(edge_id)
 
-    def _add_level(self, k: int) -> None:
-        """Sorted k-tuples: each sorted (k-1)-tuple extended by every ball position >= its last one."""
-        prev_owner, prev_pos = self.owner[k - 1], self.positions[k - 1]
-        i, j = expand_ranges(self.ball_ptr[prev_owner] + prev_pos[:, -1], self.ball_ptr[prev_owner + 1])
+    def _add_level(self, q: int) -> None:
+        """Increasing q-tuples: each increasing (q-1)-tuple extended by every ball position past its last one."""
+        prev_owner, prev_pos = self.owner[q - 1], self.positions[q - 1]
+        i, j = expand_ranges(self.ball_ptr[prev_owner] + prev_pos[:, -1] + 1, self.ball_ptr[prev_owner + 1])
         self.owner.append(prev_owner[i])
         self.positions.append(torch.cat([prev_pos[i], self.pos1[j, None]], 1))
-        self.keys.append(self._key(self.owner[k], self.positions[k]))
+        self.keys.append(self._key(self.owner[q], self.positions[q]))
 
-    def _add_edge_level(self, k: int, lvl1: tuple[Tensor, Tensor, Tensor], edge_ptr: Tensor) -> None:
-        """Tuple-graph edges (x, U) -> (v, U) of level k: a level-(k-1) edge and a level-1 edge of the same graph
-        edge x -> v, kept when the appended node is >= the tuple's last one (both stay sorted).
+    def _add_edge_level(self, q: int, lvl1: tuple[Tensor, Tensor, Tensor], edge_ptr: Tensor) -> None:
+        """Tuple-graph edges (x, U) -> (v, U) of level q: a level-(q-1) edge and a level-1 edge of the same graph
+        edge x -> v, kept when the appended node is past the tuple's last one (both stay increasing).
         """
         src1, dst1, _ = lvl1
-        prev = self.tuple_graphs[k - 1]
+        prev = self.tuple_graphs[q - 1]
         psrc, pdst = prev.edges()
-        peid = self.edge_ids[k - 1]
+        peid = self.edge_ids[q - 1]
         prev_ptr = _ptr(peid, self.graph.num_edges())
         a, b = grouped_product(prev_ptr, edge_ptr)
-        last = self.members(self.owner[k - 1][pdst[a]], self.positions[k - 1][pdst[a], -1:])[:, 0]
-        keep = self.pair_member[dst1[b]] >= last
+        last = self.members(self.owner[q - 1][pdst[a]], self.positions[q - 1][pdst[a], -1:])[:, 0]
+        keep = self.pair_member[dst1[b]] > last
         a, b = a[keep], b[keep]
         x, v = self.graph.edges()
         x, v = x[peid[a]], v[peid[a]]
-        srow = self._row_of(x, torch.cat([self.positions[k - 1][psrc[a]], self.pos1[src1[b], None]], 1))
-        drow = self._row_of(v, torch.cat([self.positions[k - 1][pdst[a]], self.pos1[dst1[b], None]], 1))
+        srow = self._row_of(x, torch.cat([self.positions[q - 1][psrc[a]], self.pos1[src1[b], None]], 1))
+        drow = self._row_of(v, torch.cat([self.positions[q - 1][pdst[a]], self.pos1[dst1[b], None]], 1))
         self._add_tuple_graph(srow, drow, peid[a])
 
     # -- storage ------------------------------------------------------------------------------------------------------
-    def num_entries(self, order: int) -> int:
-        return len(self.owner[order])
+    def num_entries(self, level: int) -> int:
+        return len(self.owner[level])
 
-    def init_marks(self, directions: Tensor, order: int) -> list[Tensor]:
+    def init_marks(self, directions: Tensor) -> Tensor:
         r, d = directions.shape
         d1 = directions.new_zeros(len(self.pair_owner), r, d)
         diag = (self.pair_owner == self.pair_member).nonzero().squeeze(1)
-        d1 = d1.index_put((diag,), directions.expand(len(diag), r, d))
-        return [d1] + [directions.new_zeros(len(self.owner[k]), r, d) for k in range(2, order + 1)]
+        return d1.index_put((diag,), directions.expand(len(diag), r, d))
 
-    def expand(self, node_values: Tensor, order: int) -> Tensor:
-        return node_values[self.owner[order]].unsqueeze(-2)
+    def zeros(self, level: int, like: Tensor) -> Tensor:
+        return like.new_zeros(len(self.owner[level]), *like.shape[-2:])
 
-    def _sub_rows(self, order: int, slots: tuple[int, ...]) -> Tensor:
-        """Row of the sub-tuple ``(owner, u_slots)`` for every order-``order`` row (cached per layout)."""
-        if (order, slots) not in self._sub_row_cache:
-            self._sub_row_cache[order, slots] = self._compute_sub_rows(order, slots)
-        return self._sub_row_cache[order, slots]
+    def expand(self, node_values: Tensor, level: int) -> Tensor:
+        return node_values[self.owner[level]].unsqueeze(-2)
 
-    def _compute_sub_rows(self, order: int, slots: tuple[int, ...]) -> Tensor:
-        # a sub-tuple of a sorted tuple is sorted, so it is a stored row of its level
-        return self._row_of(self.owner[order], self.positions[order][:, list(slots)])
+    def _sub_rows(self, level: int, slots: tuple[int, ...]) -> Tensor:
+        """Row of the sub-tuple ``(owner, w_slots)`` for every level-``level`` row (cached per layout)."""
+        if (level, slots) not in self._sub_row_cache:
+            # a sub-tuple of an increasing tuple is increasing, so it is a stored row of its level
+            pos = self.positions[level][:, list(slots)]
+            self._sub_row_cache[level, slots] = self._row_of(self.owner[level], pos)
+        return self._sub_row_cache[level, slots]
 
     def product(
-        self, factors: Sequence[tuple[Tensor, tuple[int, ...]]], order: int, out: Tensor | None = None
+        self, factors: Sequence[tuple[Tensor, tuple[int, ...]]], level: int, out: Tensor | None = None
     ) -> Tensor:
-        return _accumulate_product([comp[self._sub_rows(order, tuple(slots))] for comp, slots in factors], out)
+        everything = tuple(range(level))
+        terms = [comp if slots == everything else comp[self._sub_rows(level, tuple(slots))] for comp, slots in factors]
+        return _accumulate_product(terms, out)
 
-    def aggregate(self, comp: Tensor, order: int, edge_weight: Tensor | None = None) -> Tensor:
-        if edge_weight is not None and order > 0:
-            edge_weight = edge_weight[self.edge_ids[order]]
-        return _aggregate(self.tuple_graphs[order], comp, edge_weight)
+    def aggregate(self, comp: Tensor, level: int, edge_weight: Tensor | None = None) -> Tensor:
+        if edge_weight is not None and level > 0:
+            edge_weight = edge_weight[self.edge_ids[level]]
+        return _aggregate(self.tuple_graphs[level], comp, edge_weight)
 
     def aggregate_edges(self, edge_values: Tensor) -> Tensor:
         return _aggregate_edge_values(self.graph, edge_values)
 
     # -- read-out -----------------------------------------------------------------------------------------------------
-    def full_rows(self, order: int) -> tuple[Tensor, Tensor, Tensor]:
-        """Every ordered tuple of the receptive fields: ``(owner, members (M, order), row)``, lexicographic in
-        ``(owner, ball positions)``; ``row`` is the stored (sorted) row holding its value.
-        """
-        if order not in self._full_row_cache:
-            owner, pos = torch.arange(self.num_nodes), torch.zeros(self.num_nodes, 0, dtype=torch.long)
-            for _ in range(order):
-                i, j = expand_ranges(self.ball_ptr[owner], self.ball_ptr[owner + 1])
-                owner, pos = owner[i], torch.cat([pos[i], self.pos1[j, None]], 1)
-            row = self._row_of(owner, pos.sort(dim=1).values)
-            self._full_row_cache[order] = (owner, self.members(owner, pos), row)
-        return self._full_row_cache[order]
+    def rows(self, level: int) -> Tensor:
+        if level not in self._rows:
+            owner = self.owner[level]
+            self._rows[level] = torch.cat([owner[:, None], self.members(owner, self.positions[level])], 1)
+        return self._rows[level]
 
-    def graph_block(self, comp: Tensor, order: int, i: int) -> Tensor:
-        """Graph ``i``'s dense block ``(n, n, .., n, r, C)`` of a component (zeros outside receptive fields)."""
-        counts = self.graph.batch_num_nodes()
-        start = int(counts[:i].sum())
-        n = int(counts[i])
-        owner, members, row = self.full_rows(order)
-        sel = ((owner >= start) & (owner < start + n)).nonzero().squeeze(1)
-        out = comp.new_zeros(n, *(n,) * order, *comp.shape[1:])
-        index = (owner[sel] - start,) + tuple(members[sel, slot] - start for slot in range(order))
-        return out.index_put(index, comp[row[sel]])
+    def values(self, comp: Tensor, level: int) -> Tensor:
+        return comp
+
+    def graph_block(self, comp: Tensor, level: int, i: int) -> Tensor:
+        start = int(self.graph_sizes[:i].sum())
+        n = int(self.graph_sizes[i])
+        rows = self.rows(level)
+        sel = ((rows[:, 0] >= start) & (rows[:, 0] < start + n)).nonzero().squeeze(1)
+        out = comp.new_zeros(n, *(n,) * level, *comp.shape[1:])
+        return out.index_put(tuple(rows[sel].T - start), comp[sel])
