@@ -498,28 +498,30 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
 
     if Path(path).name == LEGACY_CHECKPOINT or Path(path).suffix != ".safetensors":
         raise CheckpointError(_legacy_message(Path(path)))
+    fix = "delete it to start over (or pass --overwrite), or run without --resume in a new --out"
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
-        meta = json.loads(metadata["json"])
-    except Exception as exc:  # safetensors errors on truncated files, KeyError, JSON errors
+    except Exception as exc:  # safetensors' own errors on truncated or malformed files
         raise CheckpointError(
-            f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}: {exc}); delete it "
-            f"to start over (or pass --overwrite), or run without --resume in a new --out"
+            f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}: {exc}); {fix}"
         ) from exc
     if metadata.get("format") != CHECKPOINT_FORMAT or metadata.get("version") != str(CHECKPOINT_VERSION):
-        raise CheckpointError(f"{path} is not a {CHECKPOINT_FORMAT} (version {CHECKPOINT_VERSION})")
-    best = {k[5:]: v for k, v in tensors.items() if k.startswith("best/")}
-    state = RunState(**meta["state"], best_state=best or None)
-    return {
-        "version": CHECKPOINT_VERSION,
-        "run_args": meta["run_args"],
-        "model": {k[6:]: v for k, v in tensors.items() if k.startswith("model/")},
-        "optimizer": _optimizer_join(tensors, meta["optimizer"]),
-        "rng": (tensors, meta["rng"]),
-        "state": state,
-    }
+        raise CheckpointError(f"{path} is not a {CHECKPOINT_FORMAT} (version {CHECKPOINT_VERSION}); {fix}")
+    try:
+        meta = json.loads(metadata["json"])
+        best = {k[5:]: v for k, v in tensors.items() if k.startswith("best/")}
+        return {
+            "version": CHECKPOINT_VERSION,
+            "run_args": dict(meta["run_args"]),
+            "model": {k[6:]: v for k, v in tensors.items() if k.startswith("model/")},
+            "optimizer": _optimizer_join(tensors, meta["optimizer"]),
+            "rng": (tensors, meta["rng"]),
+            "state": RunState(**meta["state"], best_state=best or None),
+        }
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt (metadata: {exc!r}); {fix}") from exc
 
 
 def _legacy_message(path: Path) -> str:

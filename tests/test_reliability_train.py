@@ -76,6 +76,22 @@ def test_checkpoint_is_safetensors_with_json_and_uint8_rng_states(tmp_path, monk
     assert state["state"]["epoch"] == 1 and state["run_args"]["epochs"] == 2
 
 
+def test_foreign_or_tampered_checkpoints_are_clear_errors(tmp_path, monkeypatch):
+    from safetensors.torch import load_file, save_file
+
+    _kill_after_first_epoch(monkeypatch, "gine", "zinc12k", SMALL, tmp_path, epochs=2, **KW)
+    ckpt = tmp_path / CHECKPOINT
+    tensors = load_file(str(ckpt))
+    with safe_open(str(ckpt), framework="pt") as f:
+        meta = dict(f.metadata())
+    save_file(tensors, str(ckpt), metadata={**meta, "json": meta["json"].replace('"epoch"', '"epoch_x"', 1)})
+    with pytest.raises(CheckpointError, match="truncated or corrupt .*metadata"):
+        train("gine", "zinc12k", SMALL, tmp_path, epochs=2, resume=True, **KW)
+    save_file({"w": torch.zeros(2)}, str(ckpt))  # a safetensors file, but not a checkpoint
+    with pytest.raises(CheckpointError, match="is not a dgl_hod.train checkpoint"):
+        train("gine", "zinc12k", SMALL, tmp_path, epochs=2, resume=True, **KW)
+
+
 # --- 5: package re-derives the data selection -------------------------------------------------------------------------
 def _edit_record(run: Path, **data) -> None:
     rec = json.loads((run / "record.json").read_text())
