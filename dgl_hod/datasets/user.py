@@ -196,7 +196,8 @@ def check_graphs(
     bad = (src < 0) | (dst < 0) | (src >= nn_per_edge) | (dst >= nn_per_edge)
     if bad.any():
         k = int(gid[np.argmax(bad)])
-        raise UserDataError(f"graph {pos[k]}: an edge refers to a node id outside 0..{int(nn_per_edge[k]) - 1}")
+        n_k = int(packed.node_ptr[k + 1] - packed.node_ptr[k])
+        raise UserDataError(f"graph {pos[k]}: an edge refers to a node id outside 0..{n_k - 1} (it has {n_k} nodes)")
     loops = src == dst
     if loops.any() and not allow_self_loops:
         k = int(gid[np.argmax(loops)])
