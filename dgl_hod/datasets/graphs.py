@@ -2,7 +2,7 @@
 
 All graphs of a dataset live in a few flat arrays (the "packed" layout of ``datasets/README.md``): graph ``k`` owns
 node rows ``node_ptr[k]:node_ptr[k+1]`` and edge columns ``edge_ptr[k]:edge_ptr[k+1]``; ``src``/``dst`` hold
-*local* node ids.  ``ds[i]`` builds one small ``dgl.graph`` on demand (about 0.1 ms); :meth:`GraphDataset.batch`
+*local* node ids.  ``ds[i]`` builds one small ``dgl.graph`` on demand; :meth:`GraphDataset.batch`
 builds a batched graph for many indices in one vectorised step.
 """
 
