@@ -168,6 +168,15 @@ class ZooEntry:
         return d
 
 
+def _legacy_defaults(arch: str) -> dict[str, Any]:
+    """``LEGACY_DEFAULTS`` of ``arch``'s config class: values for keys a stored config predates (e.g. hod-gnn's
+    ``base_eps`` 0.0, the init the zoo's older entries were trained from).
+    """
+    from .archs import get_arch
+
+    return dict(getattr(get_arch(arch).config_cls, "LEGACY_DEFAULTS", {}))
+
+
 def config_sha256(config: Mapping[str, Any]) -> str:
     """sha256 of the canonical JSON of a config (sorted keys, tuples as lists): what binds a config to its weights.
 
@@ -213,10 +222,12 @@ def check_name(name: str, arch: str | None = None, config: Mapping[str, Any] | N
                 f"invalid zoo name {name!r} for a hod-gnn model: use hod-gnn-k{{K}}[-m{{M}}][-d{{T}}]-{{dataset}}, "
                 f"e.g. 'hod-gnn-k2-zinc'"
             )
-        config = config or {}
+        config = dict(config or {})
+        if config.get("k") is not None:  # a normalised hod-gnn config: order=None, k/m/max_order (paper-model.md)
+            config["order"] = config["k"]
         for part, key in (("k", "order"), ("m", "num_marks"), ("d", "base_layers")):
             got = hod.group(part)
-            if got is not None and key in config and int(got) != int(config[key]):
+            if got is not None and config.get(key) is not None and int(got) != int(config[key]):
                 raise ZooError(
                     f"zoo name {name!r} says {part}{got} but the model has {key}={config[key]}; name it "
                     f"after the model (e.g. {part}{config[key]})"
@@ -488,7 +499,7 @@ class Zoo:
 
     def build(self, name: str, num_tasks: int | None = None) -> GraphModel:
         entry = self.model_info(name)
-        config = dict(entry.config)
+        config = {**_legacy_defaults(entry.arch), **entry.config}  # keys the stored config predates: old values
         if num_tasks is not None:
             config["num_tasks"] = num_tasks
         return create_model(entry.arch, **config)
@@ -742,7 +753,7 @@ def _verified_run(run: Path, tolerance: float, require_full_train: bool) -> tupl
         "fold": fold,
         "max_train_graphs": cap,
     }
-    config = dc.asdict(make_config(record["arch"], **record["config"]))
+    config = dc.asdict(make_config(record["arch"], **{**_legacy_defaults(record["arch"]), **record["config"]}))
     model = create_model(record["arch"], **config)
     model.load_state_dict(load_file(str(weights_path)), strict=True)
     model.eval()

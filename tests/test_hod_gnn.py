@@ -194,7 +194,7 @@ def test_api_shapes_repr_and_reset():
     model.reset_parameters()
     changed = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.equal(v, before[k])]
     assert any(k.startswith("base.") for k in changed) and any(k.startswith("deriv_encoder.") for k in changed)
-    rw = create_model("hod-gnn", **SMALL, base_init="rwse")
+    rw = create_model("hod-gnn", **SMALL, base_init="rwse-linear")
     rw.reset_parameters()  # keeps the RWSE initialisation
     assert torch.equal(rw.base.layers[0].lin1.weight, torch.eye(8, 16))
 

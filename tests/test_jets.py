@@ -479,7 +479,7 @@ def test_jets_are_trainable_end_to_end():
 def test_rwse_init_reproduces_random_walk_pe(depth):
     gen = torch.Generator().manual_seed(8)
     g = dgl.to_bidirected(random_graph(9, 14, gen, self_loops=False))
-    base = BaseMPNN(1, 3, depth, init="rwse")
+    base = BaseMPNN(1, 3, depth, init="rwse-linear")
     assert base.activation == "identity"
     d1 = base.jets(g, torch.ones(g.num_nodes(), 1), order=1).dense(0)[0]
     rwse = dgl.random_walk_pe(g, depth).to(torch.float64)[:, depth - 1]
@@ -488,7 +488,7 @@ def test_rwse_init_reproduces_random_walk_pe(depth):
     assert torch.allclose(diag[deg > 0], rwse[deg > 0], atol=1e-6)
     # a hand check: on a single edge the walk returns after every even number of steps
     edge = dgl.graph(([0, 1], [1, 0]))
-    d1e = BaseMPNN(1, 2, depth, init="rwse").jets(edge, torch.ones(2, 1), order=1).dense(0)[0]
+    d1e = BaseMPNN(1, 2, depth, init="rwse-linear").jets(edge, torch.ones(2, 1), order=1).dense(0)[0]
     assert torch.allclose(d1e[[0, 1], [0, 1], 0, 0], torch.full((2,), float(depth % 2 == 0)))
 
 

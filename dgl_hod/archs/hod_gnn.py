@@ -23,15 +23,17 @@ Featureless graphs (``node_feat=None``): every node gets category id 0
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import dgl
 import torch
 from torch import Tensor, nn
 
 from .. import jets as jetlib
-from ..nn.base_mpnn import BaseMPNN, GraphJets
+from ..nn.base_mpnn import DEFAULT_EPS, INITS, BaseMPNN, GraphJets
 from ..nn.derivative_encoders import JET_NORMS, TOTAL_ORDER_ENCODERS, DerivativeEncoder
 from ..nn.downstream import NORMS, DownstreamGNN
 from ..nn.encoders import CategoricalEncoder
@@ -62,7 +64,16 @@ class HODGNNConfig(GraphConfig):
             ``silu``).
         activation: deprecated alias of ``base_activation`` (normalised to ``None``).
         base_aggregation: ``"sum"`` or ``"mean"``.
-        base_init: ``"default"`` or ``"rwse"`` (see :class:`~dgl_hod.nn.base_mpnn.BaseMPNN`).
+        base_init: ``"default"``, ``"rwse"`` (the paper's RWSE starting point: ``D1[v, v, j, 0]`` is the
+            ``T``-step random-walk return probability at initialisation, the base stays a nonlinear trainable MPNN;
+            the node encoder's channel 0 starts at 0) or ``"rwse-linear"`` (the earlier, linear variant); see
+            :class:`~dgl_hod.nn.base_mpnn.BaseMPNN`.
+        base_eps: initial GIN epsilon of every base layer (learned).  ``None`` (normalised on
+            construction): :data:`~dgl_hod.nn.base_mpnn.DEFAULT_EPS` = 0.5 for ``base_init="default"``, -1 for the
+            RWSE inits.  0.0, the value before 2026-12, puts a fresh base on a symmetry (two-fold isomorphic
+            looped graphs tie at even depth; docs/paper-model.md, "Initialisation"); stored configs that predate the
+            key (the zoo's older entries) get 0.0 back through ``LEGACY_DEFAULTS``.  It only shapes fresh weights:
+            loaded weights carry their own learned ``eps``.
         jet_mode: ``"sparse"`` (default: only T-hop receptive fields; measured faster on ZINC-12k training steps at
             every order and depth) or ``"dense"`` (per graph, padded to the largest graph of the batch).
         jet_norm: ``"rms"`` (default), ``"asinh"`` or ``"none"`` (:mod:`dgl_hod.nn.derivative_encoders`).
@@ -85,6 +96,7 @@ class HODGNNConfig(GraphConfig):
     activation: str | None = None
     base_aggregation: str = "sum"
     base_init: str = "default"
+    base_eps: float | None = None
     jet_mode: str = "sparse"
     jet_norm: str = "rms"
     encoder_hidden_dim: int | None = None
@@ -95,6 +107,11 @@ class HODGNNConfig(GraphConfig):
     dropout: float = 0.0
 
     error_prefix = "hod-gnn: "
+
+    LEGACY_DEFAULTS: ClassVar[dict[str, Any]] = {"base_eps": 0.0}
+    """Values of keys added after a stored config (zoo entry, run record) was written: a stored config that lacks
+    such a key gets the value that reproduces the behaviour it was written with (``base_eps``: the old init 0.0).
+    A config given to ``create_model`` directly gets the normal defaults."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -122,6 +139,8 @@ class HODGNNConfig(GraphConfig):
                 self._fail(f"order must be an int in 0..{jetlib.MAX_ORDER} (0 = no derivatives), got {order!r}")
             self.k, self.m, self.max_order = (1, 0, None) if order == 0 else (order, order, order)
             self.order = None
+        if self.base_eps is None:
+            self.base_eps = DEFAULT_EPS if self.base_init == "default" else -1.0
         if self.k is None:
             self.k = 1
         if self.m is None:
@@ -157,7 +176,7 @@ class HODGNNConfig(GraphConfig):
             (
                 ("base_activation", jetlib.ACTIVATIONS),
                 ("base_aggregation", ("sum", "mean")),
-                ("base_init", ("default", "rwse")),
+                ("base_init", INITS),
                 ("jet_mode", ("dense", "sparse")),
                 ("jet_norm", JET_NORMS),
                 ("downstream_norm", NORMS),
@@ -165,7 +184,15 @@ class HODGNNConfig(GraphConfig):
             )
         )
         total = selection.total if selection is not None else 0
-        if self.base_activation in ("relu", "identity") and total >= 2 and self.base_init != "rwse":
+        eps = self.base_eps
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps):
+            self._fail(f"base_eps must be a finite float, got {eps!r}")
+        if self.base_init != "default" and eps != -1.0:
+            self._fail(
+                f"base_init={self.base_init!r} needs base_eps = -1 (no self term: the random walk moves at every "
+                f"step), got {eps!r}; leave base_eps unset"
+            )
+        if self.base_activation in ("relu", "identity") and total >= 2 and self.base_init != "rwse-linear":
             self._fail(
                 f"base_activation {self.base_activation!r} has zero second derivative, so every derivative of "
                 f"total order >= 2 (k={self.k}, m={self.m}) would be identically zero; use a smooth activation "
@@ -215,6 +242,7 @@ class HODGNN(GraphModel):
             num_marks=c.num_marks,
             aggregation=c.base_aggregation,
             init=c.base_init,
+            eps=c.base_eps,
         )
         enc_in = c.num_marks * c.base_hidden_dim
         enc_hidden = c.encoder_hidden_dim or D
@@ -237,6 +265,7 @@ class HODGNN(GraphModel):
             dropout=c.dropout,
         )
         self.head = nn.Sequential(nn.Linear(D, D), nn.SiLU(), nn.Dropout(c.dropout), nn.Linear(D, c.num_tasks))
+        self._init_rwse_input()
 
     # -- stages -------------------------------------------------------------------------------------------------------
     def jets(self, g: dgl.DGLGraph, node_feat: Tensor | None = None, edge_feat: Tensor | None = None) -> GraphJets:
@@ -262,6 +291,15 @@ class HODGNN(GraphModel):
         """Graph embeddings ``(B, hidden_dim)``: the read-out of :meth:`node_embed`."""
         return readout(g, self.node_embed(g, node_feat, edge_feat), self.config.readout)
 
+    def _init_rwse_input(self) -> None:
+        """``base_init="rwse"``: channel 0 of the node embedding starts at 0 for every category (the value at which
+        the base's random-walk channel is wired; :meth:`BaseMPNN._init_rwse_channel`).
+        """
+        if self.config.base_init == "rwse":
+            with torch.no_grad():
+                for emb in self.node_encoder.embeddings:
+                    emb.weight[:, 0] = 0.0
+
     def reset_parameters(self) -> None:
         for m in (self.node_encoder, self.edge_encoder, self.base, self.deriv_encoder, self.downstream):
             if m is not None:
@@ -270,6 +308,7 @@ class HODGNN(GraphModel):
             for m in seq.children():
                 if hasattr(m, "reset_parameters"):
                     m.reset_parameters()
+        self._init_rwse_input()
 
     def extra_repr(self) -> str:
         c = self.config
