@@ -136,17 +136,7 @@ def test_named_odd_graphs(arch):
     check_properties(arch, batch, perms)
 
 
-EMPTY_XFAIL = {
-    "hod-gnn": "BaseMPNN.jets crashes on a batch whose graphs all have 0 nodes ('cannot reshape tensor of 0 "
-    "elements'); the jet engine's owner fixes it (issue 11 item 10)",
-}
-ARCHS_EMPTY = [
-    pytest.param(a, marks=pytest.mark.xfail(strict=True, reason=EMPTY_XFAIL[a])) if a in EMPTY_XFAIL else a
-    for a in list_archs()
-]
-
-
-@pytest.mark.parametrize("arch", ARCHS_EMPTY)
+@pytest.mark.parametrize("arch", list_archs())
 @PROPERTY_SETTINGS
 @given(data=batches(min_nodes=0))
 def test_batches_holding_empty_graphs(arch, data):
@@ -154,7 +144,7 @@ def test_batches_holding_empty_graphs(arch, data):
     check_properties(arch, *data)
 
 
-@pytest.mark.parametrize("arch", ARCHS_EMPTY)
+@pytest.mark.parametrize("arch", list_archs())
 def test_a_graph_with_no_nodes_alone(arch):
     g = dgl.graph(([], []), num_nodes=0, idtype=torch.int64)
     g.ndata["feat"] = torch.zeros(0, dtype=torch.long)
