@@ -410,16 +410,19 @@ class JetLayout(Protocol):
     def expand(self, node_values: Tensor, level: int) -> Tensor:
         """Node-wise ``(N, C)`` values broadcast against a level-``level`` component (chain-rule factors)."""
 
-    def product(
-        self, factors: Sequence[tuple[Tensor, tuple[int, ...]]], level: int, out: Tensor | None = None
-    ) -> Tensor:
-        """``out +`` the level-``level`` component whose entry at nodes ``(w_0..w_{q-1})`` is
-        ``prod_i factor_i[w_{slots_i}]`` (each factor a level-``len(slots_i)`` component).
+    def place(self, comp: Tensor, slots: tuple[int, ...], level: int) -> Tensor:
+        """A level-``len(slots)`` component read at the nodes ``w_slots`` of every level-``level`` entry, broadcastable
+        against level-``level`` components (the component itself when ``slots`` is every slot).
+        """
+
+    def edge_weights(self, edge_values: Tensor, level: int) -> Tensor:
+        """Graph-edge values ``(E, C)`` placed on the edges that aggregate a level-``level`` component (the tuple
+        edges of the sparse layout); place once, aggregate many times.
         """
 
     def aggregate(self, comp: Tensor, level: int, edge_weight: Tensor | None = None) -> Tensor:
         """``out[v] = sum_{w -> v} edge_weight[w->v] * comp[w]`` over the graph's edges, for a component;
-        ``edge_weight`` has shape ``(E, C)`` and is indexed by the graph's edge ids.
+        ``edge_weight`` comes from :meth:`edge_weights` for this level.
         """
 
     def aggregate_edges(self, edge_values: Tensor) -> Tensor:
@@ -462,64 +465,96 @@ class Jet:
         return Jet(self.value * s, comps, self.layout)
 
 
-def _partition_sum(
-    jet: Jet, alpha: Pattern, coeffs: Sequence[Tensor] | None = None, blocks: int | None = None
-) -> Tensor:
-    r"""``sum_pi count_pi [coeffs[|pi|] *] prod_{beta in pi} y^(beta)`` over the multiset partitions of ``alpha``
-    (only those with ``blocks`` blocks when given).
-
-    A node-wise coefficient (times the count) is folded into the smallest factor before the product, and each
-    product is accumulated with a fused ``addcmul``: both keep the passes over full components minimal.
+class _Monomials:
+    r"""Products :math:`\prod_{\beta \in \pi} y^{(\beta)}[w_{\mathrm{supp}\,\beta}]` of a jet's components on a target
+    level, computed once per chain-rule step and shared by every pattern (a product extends its cached prefix:
+    ``y1*y1*y2`` reuses ``y1*y1``).
     """
-    layout, level = jet.layout, len(alpha)
-    out = None
-    for count, part in pattern_partitions(alpha):
-        if blocks is not None and len(part) != blocks:
-            continue
-        if len(part) == 1:
-            term = jet.comps[alpha] if coeffs is None else layout.expand(coeffs[1], level) * jet.comps[alpha]
-            out = term if out is None else out + term
-            continue
-        factors = [(jet.comps[beta], slots) for beta, slots in part]
-        comp, slots = factors[0]
-        if coeffs is not None:
-            c = coeffs[len(part)] if count == 1 else coeffs[len(part)] * count
-            factors[0] = (layout.expand(c, len(slots)) * comp, slots)
-        elif count != 1:
-            factors[0] = (comp * count, slots)
-        out = layout.product(factors, level, out=out)
-    assert out is not None, alpha
-    return out
+
+    def __init__(self, jet: Jet):
+        self.jet = jet
+        self.cache: dict[tuple[tuple[Block, ...], int], Tensor] = {}
+
+    def __call__(self, blocks: tuple[Block, ...], level: int) -> Tensor:
+        key = (blocks, level)
+        if key not in self.cache:
+            if len(blocks) == 1:
+                beta, slots = blocks[0]
+                out = self.jet.layout.place(self.jet.comps[beta], slots, level)
+            else:
+                out = self(blocks[:-1], level) * self(blocks[-1:], level)
+            self.cache[key] = out
+        return self.cache[key]
 
 
 def bell_terms(jet: Jet, alpha: Pattern) -> list[Tensor]:
     r"""``[B_{alpha,1}, .., B_{alpha,|alpha|}]``: the Faà di Bruno sums over multiset partitions into ``b`` blocks."""
-    return [_partition_sum(jet, alpha, blocks=b) for b in range(1, sum(alpha) + 1)]
+    monomials = _Monomials(jet)
+    out: list[Tensor | None] = [None] * sum(alpha)
+    for count, part in pattern_partitions(alpha):
+        term = monomials(part, len(alpha))
+        b = len(part) - 1
+        prev = out[b]
+        out[b] = term * count if prev is None and count != 1 else term if prev is None else prev.add(term, alpha=count)
+    return [t for t in out if t is not None]
 
 
 def elementwise(jet: Jet, activation: str) -> Jet:
-    """Jet of ``f(y)`` for the elementwise activation ``f`` (Faà di Bruno)."""
+    r"""Jet of ``f(y)`` for the elementwise activation ``f`` (Faà di Bruno).
+
+    Component ``alpha`` is :math:`\sum_\pi c_\pi f^{(|\pi|)}(y) \prod_{\beta \in \pi} y^{(\beta)}`: each
+    coefficient :math:`f^{(b)}` is expanded to a level once, each product of components is computed once
+    (:class:`_Monomials`), and the sum is a chain of fused ``addcmul`` (with the count as its ``value``), so autograd
+    keeps one tensor per distinct product and per coefficient, nothing per term.
+    """
     if activation == "identity":
         return jet
+    layout = jet.layout
     coeffs = activation_derivatives(activation, jet.value, jet.order)
-    comps = {alpha: _partition_sum(jet, alpha, coeffs) for alpha in jet.comps}
-    return Jet(coeffs[0], comps, jet.layout)
+    monomials = _Monomials(jet)
+    expanded: dict[tuple[int, int], Tensor] = {}
+    comps: dict[Pattern, Tensor] = {}
+    for alpha in jet.comps:
+        level = len(alpha)
+        out = None
+        for count, part in pattern_partitions(alpha):  # the first is the single block alpha itself (count 1)
+            b = len(part)
+            if (b, level) not in expanded:
+                expanded[b, level] = layout.expand(coeffs[b], level)
+            term = monomials(part, level)
+            out = (
+                expanded[b, level] * term if out is None else torch.addcmul(out, expanded[b, level], term, value=count)
+            )
+        assert out is not None
+        comps[alpha] = out
+    return Jet(coeffs[0], comps, layout)
 
 
 def aggregate_activated_messages(jet: Jet, edge_preact: Tensor, activation: str) -> Jet:
     r"""Jet of :math:`a_v = \sum_{w \to v} f(h_w + b_{wv})` where only :math:`h` carries derivatives.
 
     ``edge_preact`` is :math:`z_{wv} = h_w + b_{wv}` of shape ``(E, C)``.  By Faà di Bruno, component ``alpha`` is
-    :math:`\sum_b \sum_{w \to v} f^{(b)}(z_{wv}) B_{\alpha,b}(h)[w]`: node-level Bell terms weighted by edge-level
-    coefficients, which the layout aggregates with DGL's fused ``u_mul_e`` + ``sum`` (no per-edge jets are stored).
+    :math:`\sum_\pi c_\pi \sum_{w \to v} f^{(|\pi|)}(z_{wv}) \prod_{\beta\in\pi} h^{(\beta)}[w]`: node-level
+    products weighted by edge-level coefficients, which the layout aggregates with DGL's fused ``u_mul_e`` + ``sum``
+    (no per-edge jets are stored).  Each product is aggregated on its own and accumulated with the count as a
+    scale (aggregation is linear), so no sum of products is ever materialised for autograd.
     """
-    coeffs = activation_derivatives(activation, edge_preact, jet.order)
     layout = jet.layout
+    coeffs = activation_derivatives(activation, edge_preact, jet.order)
+    monomials = _Monomials(jet)
+    placed: dict[tuple[int, int], Tensor] = {}  # each coefficient placed on each level's edges once
     comps: dict[Pattern, Tensor] = {}
     for alpha in jet.comps:
-        terms = bell_terms(jet, alpha)
         level = len(alpha)
-        comps[alpha] = sum(layout.aggregate(t, level, edge_weight=coeffs[b + 1]) for b, t in enumerate(terms))  # type: ignore[assignment]
+        out = None
+        for count, part in pattern_partitions(alpha):
+            b = len(part)
+            if (b, level) not in placed:
+                placed[b, level] = layout.edge_weights(coeffs[b], level)
+            agg = layout.aggregate(monomials(part, level), level, edge_weight=placed[b, level])
+            out = agg if out is None else torch.add(out, agg, alpha=count)
+        assert out is not None
+        comps[alpha] = out
     return Jet(layout.aggregate_edges(coeffs[0]), comps, layout)
 
 

@@ -23,7 +23,6 @@ implement :class:`dgl_hod.jets.JetLayout`, and each owns how its entries are rea
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import dgl
 import dgl.function as fn
@@ -54,14 +53,6 @@ def _aggregate_edge_values(graph: dgl.DGLGraph, edge_values: Tensor) -> Tensor:
         graph.edata["z"] = edge_values
         graph.update_all(fn.copy_e("z", "m"), fn.sum("m", "a"))
         return graph.dstdata["a"]
-
-
-def _accumulate_product(terms: list[Tensor], out: Tensor | None) -> Tensor:
-    """``out + prod(terms)`` (broadcasting), the last multiplication fused into ``addcmul`` when ``out`` is given."""
-    prefix = terms[0]
-    for t in terms[1:-1]:
-        prefix = prefix * t
-    return prefix * terms[-1] if out is None else torch.addcmul(out, prefix, terms[-1])
 
 
 class DenseLayout:
@@ -104,15 +95,13 @@ class DenseLayout:
         n, c = node_values.shape
         return node_values.reshape(n, *(1,) * level, 1, c)
 
-    def product(
-        self, factors: Sequence[tuple[Tensor, tuple[int, ...]]], level: int, out: Tensor | None = None
-    ) -> Tensor:
-        terms = []
-        for comp, slots in factors:
-            # comp has its slot dims in increasing slot order, so a view inserts 1s for the missing slots
-            shape = [comp.shape[0]] + [self.width if s in slots else 1 for s in range(level)] + list(comp.shape[-2:])
-            terms.append(comp.reshape(shape))
-        return _accumulate_product(terms, out)
+    def place(self, comp: Tensor, slots: tuple[int, ...], level: int) -> Tensor:
+        # comp has its slot dims in increasing slot order, so a view inserts 1s for the missing slots
+        shape = [comp.shape[0]] + [self.width if s in slots else 1 for s in range(level)] + list(comp.shape[-2:])
+        return comp.reshape(shape)
+
+    def edge_weights(self, edge_values: Tensor, level: int) -> Tensor:
+        return edge_values
 
     def aggregate(self, comp: Tensor, level: int, edge_weight: Tensor | None = None) -> Tensor:
         return _aggregate(self.graph, comp, edge_weight)
@@ -331,16 +320,13 @@ class SparseLayout:
             self._sub_row_cache[level, slots] = self._row_of(self.owner[level], pos)
         return self._sub_row_cache[level, slots]
 
-    def product(
-        self, factors: Sequence[tuple[Tensor, tuple[int, ...]]], level: int, out: Tensor | None = None
-    ) -> Tensor:
-        everything = tuple(range(level))
-        terms = [comp if slots == everything else comp[self._sub_rows(level, tuple(slots))] for comp, slots in factors]
-        return _accumulate_product(terms, out)
+    def place(self, comp: Tensor, slots: tuple[int, ...], level: int) -> Tensor:
+        return comp if slots == tuple(range(level)) else comp[self._sub_rows(level, tuple(slots))]
+
+    def edge_weights(self, edge_values: Tensor, level: int) -> Tensor:
+        return edge_values[self.edge_ids[level]] if level > 0 else edge_values
 
     def aggregate(self, comp: Tensor, level: int, edge_weight: Tensor | None = None) -> Tensor:
-        if edge_weight is not None and level > 0:
-            edge_weight = edge_weight[self.edge_ids[level]]
         return _aggregate(self.tuple_graphs[level], comp, edge_weight)
 
     def aggregate_edges(self, edge_values: Tensor) -> Tensor:
