@@ -1,5 +1,7 @@
 """HOD-GNN model: invariance for every variant, dense == sparse, expressivity beyond 1-WL, RWSE init, config errors."""
 
+import math
+
 import dgl
 import pytest
 import torch
@@ -53,6 +55,8 @@ VARIANTS = [
     dict(k=2, m=1, jet_mode="sparse"),
     dict(k=2, m=2, max_order=3, jet_mode="sparse", base_layers=2),
     dict(m=0),
+    dict(k=1, m=3, deriv_encoder="joint", jet_mode="dense"),
+    dict(k=1, m=2, deriv_encoder="joint", jet_mode="sparse", num_marks=2),
 ]
 
 
@@ -70,7 +74,16 @@ def test_permutation_invariance(variant):
 
 
 @pytest.mark.parametrize(
-    "selection", [dict(order=1), dict(order=2), dict(order=3), dict(k=1, m=4), dict(k=2, m=1)], ids=str
+    "selection",
+    [
+        dict(order=1),
+        dict(order=2),
+        dict(order=3),
+        dict(k=1, m=4),
+        dict(k=2, m=1),
+        dict(k=1, m=3, deriv_encoder="joint"),
+    ],
+    ids=str,
 )
 def test_dense_and_sparse_give_the_same_model(selection):
     torch.manual_seed(0)
@@ -159,6 +172,9 @@ def test_rwse_init_reproduces_random_walk_pe(steps):
         (dict(base_activation="relu", k=1, m=3), "zero second derivative"),
         (dict(base_activation="swish"), "base_activation must be one of"),
         (dict(base_activation="relu", activation="tanh"), "disagree; give only base_activation"),
+        (dict(k=2, m=1, deriv_encoder="joint"), "deriv_encoder='joint' reads the pure derivatives D\\(1..m\\) of k=1"),
+        (dict(m=0, deriv_encoder="joint"), "deriv_encoder='joint' reads the pure derivatives"),
+        (dict(deriv_encoder="ign"), "deriv_encoder must be one of"),
         (dict(hidden_dim=0), "hidden_dim must be an int >= 1"),
         (dict(node_vocab=()), "node_vocab must be a non-empty tuple"),
         (dict(readout="max"), "readout must be one of"),
@@ -333,3 +349,50 @@ def test_derivative_encoders_equal_their_formulas_on_every_ordered_tuple(mode, n
         want = _encoders_by_formula(enc, jets.dense(i), norm)
         torch.testing.assert_close(got[start : start + gi.num_nodes()], want, atol=1e-10, rtol=1e-10)
         start += gi.num_nodes()
+
+
+def _joint_by_formula(enc, pure, norm):
+    """The joint Taylor encoder's equations evaluated literally on one graph's dense pure tensors ``D(a)[v, u]``."""
+    n = pure[0].shape[0]
+    d = [t.reshape(n, n, -1) for t in pure]
+    s = torch.sqrt((d[0] * d[0]).sum((0, 1)) / n**2 + 1e-20) if norm == "rms" else torch.ones(d[0].shape[-1])
+    x = torch.cat([torch.asinh(t / math.factorial(a) / s**a) for a, t in enumerate(d, start=1)], -1)
+    e = enc.encoders[0]
+    H, ar = e.hidden_dim, torch.arange(n)
+    f = e.phi(x)
+    parts = [x[ar, ar], f[..., :H].mean(1), f[..., H : 2 * H].mean(0), f[..., 2 * H :].sum((0, 1)).expand(n, -1) / n**2]
+    return e.out(torch.cat(parts, 1))
+
+
+@pytest.mark.parametrize("mode", ["dense", "sparse"])
+@pytest.mark.parametrize("norm", ["rms", "asinh"])
+def test_joint_taylor_encoder_equals_its_formula_and_ignores_the_mark_scale(mode, norm):
+    """kind='joint': phi(D(1)[v,u] / s || D(2)[v,u] / (2 s^2) || ..) pooled 2-IGN-style, one scale s per graph and
+    channel shared by every order; scaling the marking directions by t (D(a) -> t^a D(a)) leaves it unchanged."""
+    from dgl_hod.jets import Selection
+    from dgl_hod.nn.base_mpnn import BaseMPNN
+    from dgl_hod.nn.derivative_encoders import DerivativeEncoder
+
+    torch.manual_seed(0)
+    graphs = molecule_batch()
+    g = dgl.batch(graphs)
+    base = BaseMPNN(3, 4, 2, num_marks=2).double()
+    enc = DerivativeEncoder(Selection(1, 3), in_dim=8, hidden_dim=5, out_dim=6, jet_norm=norm, kind="joint").double()
+    assert len(enc.encoders) == 1 and enc.out_dim == 6
+    x = torch.randn(g.num_nodes(), 3, dtype=torch.float64)
+    jets = base.jets(g, x, k=1, m=3, mode=mode)
+    got = enc(jets)
+    start = 0
+    for i, gi in enumerate(graphs):
+        want = _joint_by_formula(enc, jets.pure(i), norm)
+        torch.testing.assert_close(got[start : start + gi.num_nodes()], want, atol=1e-10, rtol=1e-10)
+        start += gi.num_nodes()
+    with torch.no_grad():
+        base.mark_directions.mul_(3.0)
+    scaled = enc(base.jets(g, x, k=1, m=3, mode=mode))
+    if norm == "rms":
+        torch.testing.assert_close(scaled, got, atol=1e-10, rtol=1e-8)
+    else:
+        assert not torch.allclose(scaled, got)
+    with pytest.raises(ValueError, match="joint Taylor encoder reads pure derivatives"):
+        DerivativeEncoder(Selection(2, 1), in_dim=8, hidden_dim=5, out_dim=6, kind="joint")

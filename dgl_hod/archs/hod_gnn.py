@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from .. import jets as jetlib
 from ..nn.base_mpnn import DEFAULT_EPS, INITS, BaseMPNN, GraphJets
-from ..nn.derivative_encoders import JET_NORMS, TOTAL_ORDER_ENCODERS, DerivativeEncoder
+from ..nn.derivative_encoders import ENCODER_KINDS, JET_NORMS, TOTAL_ORDER_ENCODERS, DerivativeEncoder
 from ..nn.downstream import NORMS, DownstreamGNN
 from ..nn.encoders import CategoricalEncoder
 from .base import READOUTS, GraphConfig, GraphModel, readout
@@ -79,6 +79,10 @@ class HODGNNConfig(GraphConfig):
         jet_norm: ``"rms"`` (default), ``"asinh"`` or ``"none"`` (:mod:`dgl_hod.nn.derivative_encoders`).
         encoder_hidden_dim: width of the derivative encoders' ``phi`` MLPs (default ``hidden_dim``).
         global_pool: global term in the order-1 encoder.
+        deriv_encoder: ``"per-order"`` (default: one encoder per derivative order, each normalised on its own) or
+            ``"joint"`` (``k = 1``: the joint Taylor encoder, which sees ``D(1)[v,u] .. D(m)[v,u]`` of each pair
+            together with one per-graph scale shared by all orders;
+            :func:`~dgl_hod.nn.derivative_encoders.taylor_rows`).
         downstream_layers: layers of the downstream GNN.
         downstream_norm: ``"batch"``, ``"layer"`` or ``"none"``.
         readout: ``"sum"`` or ``"mean"``.
@@ -101,6 +105,7 @@ class HODGNNConfig(GraphConfig):
     jet_norm: str = "rms"
     encoder_hidden_dim: int | None = None
     global_pool: bool = True
+    deriv_encoder: str = "per-order"
     downstream_layers: int = 4
     downstream_norm: str = "batch"
     readout: str = "sum"
@@ -179,6 +184,7 @@ class HODGNNConfig(GraphConfig):
                 ("base_init", INITS),
                 ("jet_mode", ("dense", "sparse")),
                 ("jet_norm", JET_NORMS),
+                ("deriv_encoder", ENCODER_KINDS),
                 ("downstream_norm", NORMS),
                 ("readout", READOUTS),
             )
@@ -197,6 +203,11 @@ class HODGNNConfig(GraphConfig):
                 f"base_activation {self.base_activation!r} has zero second derivative, so every derivative of "
                 f"total order >= 2 (k={self.k}, m={self.m}) would be identically zero; use a smooth activation "
                 f"such as 'silu', or m=1 with k=1"
+            )
+        if self.deriv_encoder == "joint" and (selection is None or not selection.is_pure):
+            self._fail(
+                f"deriv_encoder='joint' reads the pure derivatives D(1..m) of k=1, but the model has k={self.k}, "
+                f"m={self.m}; use k=1 with m >= 1, or deriv_encoder='per-order'"
             )
         self.check_dropout()
 
@@ -249,7 +260,14 @@ class HODGNN(GraphModel):
         self.selection = c.selection()
         self.deriv_encoder = (
             DerivativeEncoder(
-                self.selection, enc_in, enc_hidden, D, activation="silu", jet_norm=c.jet_norm, global_pool=c.global_pool
+                self.selection,
+                enc_in,
+                enc_hidden,
+                D,
+                activation="silu",
+                jet_norm=c.jet_norm,
+                global_pool=c.global_pool,
+                kind=c.deriv_encoder,
             )
             if self.selection is not None
             else None

@@ -38,6 +38,7 @@ pair to separate always has equal sizes here; graph size itself enters through t
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -58,9 +59,13 @@ __all__ = [
     "Order3Encoder",
     "DerivativeEncoder",
     "JET_NORMS",
+    "taylor_rows",
+    "ENCODER_KINDS",
 ]
 
 JET_NORMS = ("rms", "asinh", "none")
+#: ``"per-order"``: one encoder per derivative order; ``"joint"``: one encoder on all pure orders of a pair (k = 1)
+ENCODER_KINDS = ("per-order", "joint")
 
 
 @dataclass
@@ -152,6 +157,38 @@ def normalize_jets(rows: JetRows, norm: str) -> JetRows:
     elif norm == "asinh":
         x = torch.asinh(x)
     return JetRows(x, rows.index, rows.graph, rows.graph_sizes, rows.num_nodes, rows.multiplicity)
+
+
+def taylor_rows(jets: GraphJets, m: int, norm: str) -> JetRows:
+    r"""The pure derivatives ``D(1..m)`` of each pair ``(v, u)`` side by side, as Taylor coefficients of a finite
+    mark with one per-graph scale shared by every order.
+
+    .. math::
+        x[v, u] = \big\|_{\alpha=1}^{m} \frac{D(\alpha)[v, u]}{\alpha!\, s_g^\alpha}, \qquad
+        s_{g,c} = \sqrt{\tfrac{1}{n^2} \textstyle\sum_{v,u} D(1)[v, u, c]^2 + 10^{-20}}
+
+    (``norm="rms"``, then asinh): the coefficients of :math:`h_v(\epsilon_u = 1/s)`, so the relative scale of the
+    orders survives (per-order normalisation would erase it), and multiplying the marking directions by ``t``
+    (``D(alpha) -> t^alpha D(alpha)``) changes nothing.  ``"asinh"``: asinh of :math:`D(\alpha)/\alpha!`;
+    ``"none"``: :math:`D(\alpha)/\alpha!`.  Returns rows over node pairs with ``m*r*C`` features.
+    """
+    if norm not in JET_NORMS:
+        raise ValueError(f"jet_norm must be one of {JET_NORMS}, got {norm!r}")
+    rows = [pure_jet_rows(jets, a) for a in range(1, m + 1)]  # same pairs, same order for every alpha
+    first = rows[0]
+    scale = None
+    if norm == "rms":
+        ss = _segment_sum(first.values * first.values, first.graph, len(first.graph_sizes))
+        scale = torch.sqrt(ss / first.graph_sizes.to(ss.dtype).pow(2).unsqueeze(1) + 1e-20)[first.graph]
+    parts = []
+    for a, r in enumerate(rows, start=1):
+        x = r.values / math.factorial(a)
+        if scale is not None:
+            x = x / scale**a
+        parts.append(torch.asinh(x) if norm != "none" else x)
+    return JetRows(
+        torch.cat(parts, 1), first.index, first.graph, first.graph_sizes, first.num_nodes, first.multiplicity
+    )
 
 
 class ZeroMLP(nn.Module):
@@ -331,6 +368,10 @@ class DerivativeEncoder(nn.Module):
     * ``k = 1`` (pure derivatives, any ``m <= MAX_ORDER``): one 2-IGN-style :class:`Order1Encoder` per order,
       :math:`z_v = \big\|_{\alpha=1}^{m} \mathrm{Enc}_\alpha(\mathrm{norm}(D(\alpha)))_v` on the pair tensors
       :math:`D(\alpha)[v, u]`.
+    * ``k = 1, kind="joint"`` (the joint Taylor encoder): one :class:`Order1Encoder` on :func:`taylor_rows`,
+      :math:`z_v = \mathrm{Enc}(x)_v` with :math:`x[v, u] = \|_\alpha D(\alpha)[v, u] / (\alpha!\, s^\alpha)`: the
+      encoder sees every order of the same pair together, with their relative scale (``jet_norm`` selects the
+      scale, see :func:`taylor_rows`).
     * otherwise (``order=K`` or ``k >= 2``, total order up to 3): one encoder per total order ``K``,
       :math:`z_v = \big\|_{K} \mathrm{Enc}_K(\mathrm{norm}(D_K))_v`, reading the selected multisets of total order
       ``K`` (an unselected derivative reads as zero).
@@ -343,6 +384,7 @@ class DerivativeEncoder(nn.Module):
         activation: activation of the ``phi`` MLPs.
         jet_norm: ``"rms"``, ``"asinh"`` or ``"none"`` (module docstring).
         global_pool: add the global term to the order-1 encoders.
+        kind: ``"per-order"`` (default) or ``"joint"`` (``k = 1`` only).
 
     Shapes: :class:`~dgl_hod.nn.base_mpnn.GraphJets` holding the selection -> ``(N, len(encoders) * out_dim)``.
     """
@@ -356,10 +398,13 @@ class DerivativeEncoder(nn.Module):
         activation: str = "silu",
         jet_norm: str = "rms",
         global_pool: bool = True,
+        kind: str = "per-order",
     ):
         super().__init__()
         if jet_norm not in JET_NORMS:
             raise ValueError(f"jet_norm must be one of {JET_NORMS}, got {jet_norm!r}")
+        if kind not in ENCODER_KINDS:
+            raise ValueError(f"encoder kind must be one of {ENCODER_KINDS}, got {kind!r}")
         if isinstance(order, Selection):
             selection = order
         else:
@@ -368,8 +413,16 @@ class DerivativeEncoder(nn.Module):
             selection = Selection.from_order(order)
         self.selection, self.jet_norm = selection, jet_norm
         self.pure = selection.is_pure
+        self.kind = kind
         encs: list[nn.Module]
-        if self.pure:
+        if kind == "joint":
+            if not self.pure:
+                raise ValueError(
+                    f"the joint Taylor encoder reads pure derivatives (k = 1), but the selection is {selection}; "
+                    f"use k=1, or kind='per-order'"
+                )
+            encs = [Order1Encoder(selection.total * in_dim, hidden_dim, out_dim, activation, global_pool)]
+        elif self.pure:
             encs = [Order1Encoder(in_dim, hidden_dim, out_dim, activation, global_pool) for _ in range(selection.total)]
         else:
             if selection.total > len(TOTAL_ORDER_ENCODERS):
@@ -400,8 +453,10 @@ class DerivativeEncoder(nn.Module):
         return jet_rows(jets, order)
 
     def forward(self, jets: GraphJets) -> Tensor:
+        if self.kind == "joint":
+            return self.encoders[0](taylor_rows(jets, self.selection.total, self.jet_norm))
         feats = [enc(normalize_jets(self._rows(jets, k + 1), self.jet_norm)) for k, enc in enumerate(self.encoders)]
         return torch.cat(feats, 1)
 
     def extra_repr(self) -> str:
-        return f"{self.selection}, jet_norm={self.jet_norm}"
+        return f"{self.selection}, kind={self.kind}, jet_norm={self.jet_norm}"
