@@ -30,7 +30,7 @@ Sections (each writes a table to ``benchmarks/results/init_symmetry.md``; ``--se
 * ``rwse``: ``base_init="rwse"``: max error of ``D1[v, v, 0, 0]`` against the random-walk return probability, per
   activation, GIN and GINE, and the size of ``D(2)`` (nonzero: the base is nonlinear).
 
-    python benchmarks/init_symmetry.py                      # everything (~10 min on a busy 2-core machine)
+    python benchmarks/init_symmetry.py                      # everything (~1 min on a busy 2-core machine)
     python benchmarks/init_symmetry.py --sections function gaps
 """
 
