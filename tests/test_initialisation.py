@@ -152,6 +152,17 @@ def test_fresh_default_k1_models_separate_the_pairs(brec, depth, m):
     assert min(gaps) > 1e-6, gaps
 
 
+def test_the_same_symmetry_at_eps_minus_one_ties_two_fold_pairs_without_loops(brec):
+    """eps = -1 (no self term, the RWSE start) aggregates with A itself: BREC basic 26 and regular 71 satisfy
+    A2 = P A1 R^T (P != R), so a fresh rwse-init model ties them at depth 4; the default init separates them."""
+    for k in (26, 71):
+        g1, g2, _ = brec[k]
+        assert two_fold(adjacency(g1), adjacency(g2)) is not None
+        for init in ("rwse", "rwse-linear"):
+            assert separation(fresh(4, k=1, m=1, base_init=init), g1, g2) < 1e-13
+        assert separation(fresh(4, k=1, m=1), g1, g2) > 1e-6
+
+
 # -------------------------------------------------------------------------------------------------- config and zoo
 def test_base_eps_config_and_errors():
     assert base_eps(create_model("hod-gnn", **SMALL)) == DEFAULT_EPS
