@@ -134,6 +134,27 @@ def test_selection_errors():
     assert J.Selection(3, 3, max_order=4).total == 4
 
 
+def test_bell_terms_of_pure_and_mixed_patterns():
+    """B_{alpha,b} against hand-written sums: B_{3,2} = 3 y1 y2, B_{4,2} = 4 y1 y3 + 3 y2^2, and for (1, 1) at (u, w):
+    B_2 = y1[u] y1[w]."""
+    from dgl_hod.nn.layouts import DenseLayout
+
+    g = path_graph(3)
+    layout = DenseLayout(g)
+    gen = torch.Generator().manual_seed(0)
+    y = {(a,): torch.randn(3, 3, 1, 2, generator=gen) for a in range(1, 5)}
+    y[(1, 1)] = torch.randn(3, 3, 3, 1, 2, generator=gen)
+    jet = J.Jet(torch.randn(3, 2, generator=gen), y, layout)
+    y1, y2, y3 = y[(1,)], y[(2,)], y[(3,)]
+    b3 = J.bell_terms(jet, (3,))
+    assert len(b3) == 3 and torch.allclose(b3[0], y3) and torch.allclose(b3[1], 3 * y1 * y2)
+    assert torch.allclose(b3[2], y1**3)
+    b4 = J.bell_terms(jet, (4,))
+    assert torch.allclose(b4[1], 4 * y1 * y3 + 3 * y2 * y2) and torch.allclose(b4[2], 6 * y1 * y1 * y2)
+    b11 = J.bell_terms(jet, (1, 1))
+    assert torch.allclose(b11[1], y1[:, :, None] * y1[:, None, :])
+
+
 def test_unknown_activation_is_refused():
     with pytest.raises(ValueError, match="unknown activation 'swish'"):
         BaseMPNN(2, 3, 1, activation="swish")
