@@ -142,7 +142,7 @@ def test_bell_terms_of_pure_and_mixed_patterns():
     g = path_graph(3)
     layout = DenseLayout(g)
     gen = torch.Generator().manual_seed(0)
-    y = {(a,): torch.randn(3, 3, 1, 2, generator=gen) for a in range(1, 5)}
+    y: dict[tuple[int, ...], torch.Tensor] = {(a,): torch.randn(3, 3, 1, 2, generator=gen) for a in range(1, 5)}
     y[(1, 1)] = torch.randn(3, 3, 3, 1, 2, generator=gen)
     jet = J.Jet(torch.randn(3, 2, generator=gen), y, layout)
     y1, y2, y3 = y[(1,)], y[(2,)], y[(3,)]
