@@ -37,6 +37,7 @@ dataset, parameters, recipe, timings, machine, metrics).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import fcntl
 import json
@@ -57,7 +58,8 @@ from torch import Tensor, nn
 
 from .archs.build import build_model, check_vocab_fits, fill_config
 from .datasets import Evaluator, GraphDataset
-from .evaluation import check_batch_size, check_fold, evaluate
+from .distributed import DistContext, WorkerError, gather_rows, in_launched_worker, resolve_device, spawn
+from .evaluation import check_batch_size, check_fold, evaluate, outputs_to_predictions
 from .utils import atomic_write_bytes, did_you_mean
 
 __all__ = [
@@ -92,6 +94,10 @@ OUTPUTS = ("record.json", "best.safetensors")
 
 #: test-only hook: stop (as if killed) once this many epochs ran in one call, after their checkpoint is written
 _STOP_AFTER_EPOCHS: int | None = None
+#: set in workers started by ``--nproc``: their parent holds the run folder's lock and has prepared the folder
+_FOLDER_READY = False
+#: the ``dtype`` recipe values
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 class CheckpointError(RuntimeError):
@@ -118,7 +124,10 @@ class Recipe:
     of val and test (smoke tests). ``finetune`` names a zoo model to start from (its arch and config are used; the
     head is re-initialised when the dataset is not the entry's); ``freeze`` is ``"base"``, ``"encoder"``,
     ``"all-but-head"`` or a parameter-name prefix; ``body_lr_scale`` trains everything but the head at
-    ``lr * body_lr_scale`` (0 < scale <= 1). Invalid values raise ``ValueError`` naming the setting and the fix.
+    ``lr * body_lr_scale`` (0 < scale <= 1). ``nproc`` data-parallel processes (each with ``threads`` threads; the
+    global batch stays ``batch_size``, see :mod:`dgl_hod.distributed`), on ``device`` (``cpu``, ``cuda``,
+    ``cuda:i``), in ``dtype`` (``float32`` or ``float64``: parameters, features, outputs and losses). Invalid values
+    raise ``ValueError`` naming the setting and the fix.
 
     Example:
         >>> Recipe(epochs=10).warmup_epochs_used
@@ -147,10 +156,13 @@ class Recipe:
     freeze: str | None = None
     body_lr_scale: float = 1.0
     optimizer: str = "AdamW"
+    nproc: int = 1
+    device: str = "cpu"
+    dtype: str = "float32"
 
     def __post_init__(self) -> None:
         _check_schedule(self)
-        for name, example in (("batch_size", 32), ("eval_batch_size", 128), ("threads", 1)):
+        for name, example in (("batch_size", 32), ("eval_batch_size", 128), ("threads", 1), ("nproc", 2)):
             check_batch_size(getattr(self, name), f"{name} (--{name.replace('_', '-')})", example)
         for name in ("max_train_graphs", "max_eval_graphs"):
             if getattr(self, name) is not None:
@@ -169,6 +181,8 @@ class Recipe:
             raise ValueError("freeze (--freeze) only applies when fine-tuning (finetune=ZOO_MODEL / --finetune)")
         if self.optimizer != "AdamW":
             raise ValueError(f"optimizer must be 'AdamW' (the only one implemented), got {self.optimizer!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype (--dtype) must be one of {sorted(DTYPES)}, got {self.dtype!r}")
 
     @property
     def warmup_epochs_used(self) -> int:
@@ -255,22 +269,31 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int, min_ratio: float =
 def epoch_batches(
     num_graphs: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world_size: int = 1
 ) -> list[np.ndarray]:
-    """The graph indices of each training batch of ``epoch``: a function of ``(seed, epoch)`` only.
+    """The graph indices of each training batch of ``epoch`` (rank ``rank``'s part): a function of ``(seed, epoch)``.
 
-    The epoch's permutation is ``default_rng([seed, epoch])``; with ``world_size > 1`` rank ``r`` takes every
-    ``world_size``-th graph of it from ``r`` (a distributed sampler's shard), so the ranks partition the epoch.
+    The epoch's permutation is ``default_rng([seed, epoch])``, cut into global batches of ``batch_size`` graphs
+    (the last one may be smaller). With ``world_size > 1`` each global batch is cut into ``world_size`` contiguous
+    parts (``np.array_split``: sizes differ by at most one, a part may be empty) and rank ``r`` takes part ``r``:
+    every rank makes the same number of steps, the ranks partition the epoch, and step ``s`` of ``N`` ranks together
+    trains on the graphs of step ``s`` of one process.
 
     Example:
         >>> [b.tolist() for b in epoch_batches(5, 2, seed=0, epoch=0)]
         [[2, 4], [3, 0], [1]]
+        >>> [b.tolist() for b in epoch_batches(5, 2, seed=0, epoch=0, rank=1, world_size=2)]
+        [[4], [0], []]
     """
-    order = np.random.default_rng([seed, epoch]).permutation(num_graphs)[rank::world_size]
-    return [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+    order = np.random.default_rng([seed, epoch]).permutation(num_graphs)
+    batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+    if world_size == 1:
+        return batches
+    return [np.array_split(b, world_size)[rank] for b in batches]
 
 
 def steps_per_epoch(num_graphs: int, batch_size: int, world_size: int = 1) -> int:
-    """Optimizer steps per epoch (per rank)."""
-    return math.ceil(math.ceil(num_graphs / world_size) / batch_size)
+    """Optimizer steps per epoch: ``ceil(num_graphs / batch_size)`` whatever the world size (same on every rank)."""
+    del world_size  # the global batch does not depend on it
+    return math.ceil(num_graphs / batch_size)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -384,22 +407,40 @@ def loss_function(dataset: str) -> tuple[str, Callable[[Tensor, Tensor], Tensor]
     """The training loss of ``dataset``'s task: ``(name, fn(outputs, labels))``.
 
     L1 for MAE-judged regression, MSE for RMSE-judged regression, BCE-with-logits (NaN labels masked) for binary
-    tasks (ROC-AUC, AP, or accuracy with one logit), cross entropy for multi-class.
+    tasks (ROC-AUC, AP, or accuracy with one logit), cross entropy for multi-class. Each is the mean over its
+    :func:`loss_terms`; labels are cast to the outputs' dtype (a float64 run stays float64).
     """
     from .datasets import get_info
 
     info = get_info(dataset)
     if info.task_type == "regression":
-        return ("L1", nn.L1Loss()) if info.metric == "mae" else ("MSE", nn.MSELoss())
+        if info.metric == "mae":
+            return "L1", lambda pred, y: nn.functional.l1_loss(pred, y.to(pred.dtype))
+        return "MSE", lambda pred, y: nn.functional.mse_loss(pred, y.to(pred.dtype))
     if info.task_type == "binary_classification":
 
         def bce(pred: Tensor, y: Tensor) -> Tensor:
-            y = y.float().reshape(pred.shape)
+            y = y.to(pred.dtype).reshape(pred.shape)
             mask = ~torch.isnan(y)
             return nn.functional.binary_cross_entropy_with_logits(pred[mask], y[mask])
 
         return "BCE-with-logits (NaN masked)", bce
     return "cross-entropy", lambda pred, y: nn.functional.cross_entropy(pred, y.long().reshape(-1))
+
+
+def loss_terms(loss_name: str, y: Tensor) -> int:
+    """How many terms the loss ``loss_name`` averages over for labels ``y``: labels (regression), non-NaN labels
+    (BCE), graphs (cross entropy). Data-parallel ranks weight their losses by it (:mod:`dgl_hod.distributed`).
+
+    Example:
+        >>> loss_terms("BCE-with-logits (NaN masked)", torch.tensor([[1.0, float("nan")], [0.0, 1.0]]))
+        3
+    """
+    if loss_name.startswith("BCE"):
+        return int((~torch.isnan(y.float())).sum())
+    if loss_name == "cross-entropy":
+        return len(y)
+    return y.numel()
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -453,7 +494,7 @@ def _optimizer_split(opt: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dic
     for index, per_param in sd["state"].items():
         for key, value in per_param.items():
             if isinstance(value, Tensor):
-                tensors[f"optim/{index}/{key}"] = value.detach().clone().contiguous()
+                tensors[f"optim/{index}/{key}"] = value.detach().to("cpu", copy=True).contiguous()
             else:
                 scalars[f"{index}/{key}"] = value
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
@@ -479,8 +520,8 @@ def save_checkpoint(
 
     rng_tensors, rng_scalars = _rng_tensors()
     opt_tensors, opt_meta = _optimizer_split(opt)
-    tensors = {f"model/{k}": v.detach().clone().contiguous() for k, v in model.state_dict().items()}
-    tensors.update({f"best/{k}": v.contiguous() for k, v in (state.best_state or {}).items()})
+    tensors = {f"model/{k}": v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+    tensors.update({f"best/{k}": v.detach().cpu().contiguous() for k, v in (state.best_state or {}).items()})
     tensors.update(opt_tensors)
     tensors.update(rng_tensors)
     meta = {"run_args": run_args, "state": state.to_json(), "optimizer": opt_meta, "rng": rng_scalars}
@@ -646,7 +687,11 @@ def prepare_out_dir(out: Path, resume: bool, overwrite: bool) -> None:
 # ---------------------------------------------------------------------------------------------------------------------
 @dataclass
 class _Run:
-    """What the epoch loop needs besides the recipe and the state."""
+    """What the epoch loop needs besides the recipe and the state.
+
+    ``setup.model`` is the model itself (state dicts, evaluation); ``net`` is what trains: the model, or its
+    ``DistributedDataParallel`` wrapper on several processes.
+    """
 
     setup: ModelSetup
     splits: Splits
@@ -658,6 +703,104 @@ class _Run:
     out: Path
     progress: bool
     log: bool
+    ctx: DistContext = field(default_factory=DistContext)
+    net: nn.Module | None = None
+    dtype: torch.dtype = torch.float32
+
+
+def seed_epoch(seed: int, epoch: int, rank: int = 0) -> None:
+    """Seed torch, numpy and python's ``random`` from ``(seed, epoch, rank)`` at the start of an epoch.
+
+    Dropout masks then depend on the epoch and the rank only: ranks draw different masks, and a resumed run (with the
+    same number of processes) draws the masks of an uninterrupted one without any per-rank RNG state in the
+    checkpoint.
+    """
+    a, b = (int(x) for x in np.random.SeedSequence([seed, epoch, rank]).generate_state(2))
+    torch.manual_seed((a << 32) | b)
+    np.random.seed(a)
+    random.seed(b)
+
+
+def _batch(run: _Run, ds: GraphDataset, idx: np.ndarray) -> tuple[Any, Tensor, Tensor | None, Tensor]:
+    """Graphs ``idx`` of ``ds`` on the run's device: ``(graph, node features, edge features or None, labels)``.
+
+    Categorical (integer) features stay integers; float features take the model's dtype.
+    """
+    g, y = ds.batch(idx)
+    device = run.ctx.device
+    if device.type != "cpu":
+        g, y = g.to(device), y.to(device)
+    nf = g.ndata["feat"]
+    ef = g.edata["feat"] if "feat" in g.edata else None
+    nf = nf.to(run.dtype) if nf.is_floating_point() else nf
+    ef = ef.to(run.dtype) if ef is not None and ef.is_floating_point() else ef
+    return g, nf, ef, y
+
+
+def _train_steps(run: _Run, recipe: Recipe, state: RunState) -> tuple[list[float], list[int], float]:
+    """One epoch of optimizer steps; returns the per-step mean losses (of the global batch), its sizes, the last lr
+    factor. On ``N`` processes each rank's loss is weighted so that DDP's average is the global batch's mean.
+    """
+    from tqdm.auto import tqdm
+
+    ctx, opt, epoch, n = run.ctx, run.opt, state.epoch, len(run.splits.train)
+    net = run.net if run.net is not None else run.setup.model
+    net.train()
+    sizes = [len(b) for b in epoch_batches(n, recipe.batch_size, recipe.seed, epoch)]
+    mine = epoch_batches(n, recipe.batch_size, recipe.seed, epoch, ctx.rank, ctx.world_size)
+    warmup_steps = max(1, recipe.warmup_epochs_used * len(sizes))
+    total_steps = (state.planned_epochs or max(epoch + 1, 1)) * len(sizes)
+    values, terms, factor = [], [], 1.0
+    bar = tqdm(mine, desc=f"epoch {epoch + 1}/{state.planned_epochs or '?'}", disable=not run.progress, leave=False)
+    for b, idx in enumerate(bar):
+        g, nf, ef, y = _batch(run, run.splits.train, idx)
+        factor = lr_factor(state.step, warmup_steps, total_steps, recipe.min_lr_ratio)
+        for group in opt.param_groups:
+            group["lr"] = recipe.lr * factor * group.get("lr_scale", 1.0)
+        out = net(g, nf, ef)
+        if ctx.world_size == 1:
+            loss = run.loss_fn(out, y)
+        else:  # sum of this rank's terms * N / (terms of the global batch): DDP's mean is the global batch's mean
+            local = loss_terms(run.loss_name, y)
+            terms.append(max(ctx.all_sum([local])[0], 1.0))
+            total = run.loss_fn(out, y) * local if local else out.sum() * 0.0
+            loss = total * (ctx.world_size / terms[-1])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if recipe.grad_clip:
+            nn.utils.clip_grad_norm_(run.setup.model.parameters(), recipe.grad_clip)
+        opt.step()
+        state.step += 1
+        values.append(loss.item() if ctx.world_size == 1 else total.item())
+        if b % 20 == 0 and ctx.world_size == 1:
+            bar.set_postfix(loss=f"{np.average(values, weights=sizes[: len(values)]):.4f}")
+    bar.close()
+    if ctx.world_size > 1:  # the global batch's mean loss of each step
+        values = [v / t for v, t in zip(ctx.all_sum(values), terms)]
+    return values, sizes, factor
+
+
+@torch.no_grad()
+def _evaluate(run: _Run, ds: GraphDataset, batch_size: int) -> float:
+    """The run's metric on ``ds`` (eval mode; each rank predicts a contiguous slice, gathered on every rank)."""
+    ctx, model = run.ctx, run.setup.model
+    parts = np.array_split(np.arange(len(ds)), ctx.world_size)
+    idx = parts[ctx.rank]
+    ys, outs = [], []
+    was_training = model.training
+    model.eval()
+    try:
+        for s in range(0, max(len(idx), 1), batch_size):  # an empty slice still runs once (the outputs' shape)
+            g, nf, ef, y = _batch(run, ds, idx[s : s + batch_size])
+            outs.append(model(g, nf, ef))
+            ys.append(y.float().reshape(len(y), -1))
+    finally:
+        model.train(was_training)
+    sizes = [len(p) for p in parts]
+    y_true, outputs = gather_rows(ctx, torch.cat(ys), sizes), gather_rows(ctx, torch.cat(outs), sizes)
+    ev = run.evaluator
+    result = ev.eval({"y_true": y_true.cpu(), "y_pred": outputs_to_predictions(ev, outputs).cpu()})
+    return float(result[ev.eval_metric])
 
 
 def run_epoch(run: _Run, recipe: Recipe, state: RunState) -> dict[str, Any]:
@@ -666,40 +809,15 @@ def run_epoch(run: _Run, recipe: Recipe, state: RunState) -> dict[str, Any]:
     Returns the epoch's history entry (``train_loss``, ``val``, ``test``, ``lr_end``, times); updates ``state``'s
     step, epoch, history, best and best weights.
     """
-    from tqdm.auto import tqdm
-
-    model, opt, epoch = run.setup.model, run.opt, state.epoch
     t0 = time.time()
-    model.train()
-    batches = epoch_batches(len(run.splits.train), recipe.batch_size, recipe.seed, epoch)
-    warmup_steps = max(1, recipe.warmup_epochs_used * len(batches))
-    total_steps = (state.planned_epochs or max(epoch + 1, 1)) * len(batches)
-    losses, counts, factor = [], [], 1.0
-    bar = tqdm(batches, desc=f"epoch {epoch + 1}/{state.planned_epochs or '?'}", disable=not run.progress, leave=False)
-    for b, idx in enumerate(bar):
-        g, y = run.splits.train.batch(idx)
-        factor = lr_factor(state.step, warmup_steps, total_steps, recipe.min_lr_ratio)
-        for group in opt.param_groups:
-            group["lr"] = recipe.lr * factor * group.get("lr_scale", 1.0)
-        loss = run.loss_fn(model(g, g.ndata["feat"], g.edata["feat"] if "feat" in g.edata else None), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if recipe.grad_clip:
-            nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-        opt.step()
-        state.step += 1
-        losses.append(loss.item())
-        counts.append(len(idx))
-        if b % 20 == 0:
-            bar.set_postfix(loss=f"{np.average(losses, weights=counts):.4f}")
-    bar.close()
+    seed_epoch(recipe.seed, state.epoch, run.ctx.rank)
+    losses, counts, factor = _train_steps(run, recipe, state)
     train_time = time.time() - t0
-    metric = run.evaluator.eval_metric
-    val = evaluate(model, run.splits.val, batch_size=recipe.eval_batch_size)[metric]
-    test = evaluate(model, run.splits.test, batch_size=recipe.eval_batch_size)[metric]
-    state.epoch = epoch + 1
+    val = _evaluate(run, run.splits.val, recipe.eval_batch_size)
+    test = _evaluate(run, run.splits.test, recipe.eval_batch_size)
+    state.epoch += 1
     entry = {
-        "epoch": epoch + 1,
+        "epoch": state.epoch,
         "train_loss": float(np.average(losses, weights=counts)),
         "val": val,
         "test": test,
@@ -709,8 +827,8 @@ def run_epoch(run: _Run, recipe: Recipe, state: RunState) -> dict[str, Any]:
     }
     state.history.append(entry)
     if run.evaluator.is_better(val, None if state.best is None else state.best["val"]):
-        state.best = {"epoch": epoch + 1, "val": val, "test": test}
-        state.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        state.best = {"epoch": state.epoch, "val": val, "test": test}
+        state.best_state = {k: v.detach().clone() for k, v in run.setup.model.state_dict().items()}
     return entry
 
 
@@ -738,20 +856,26 @@ def stop_reason(state: RunState, recipe: Recipe, elapsed_s: float) -> str | None
 
 def _train_epochs(run: _Run, recipe: Recipe, state: RunState) -> str:
     """The epoch loop: plan, train, checkpoint, until :func:`stop_reason` says stop; returns the reason."""
-    session_start, base_elapsed = time.time(), state.elapsed_s
-    state.sessions.append({"start_epoch": state.epoch, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    ctx, session_start, base_elapsed = run.ctx, time.time(), state.elapsed_s
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    state.sessions.append(
+        {"start_epoch": state.epoch, "started": started, "world_size": ctx.world_size, "threads": recipe.threads}
+    )
 
-    def elapsed() -> float:
-        return base_elapsed + (time.time() - session_start)
+    def elapsed() -> float:  # rank 0's clock on every rank: the plan and the stop decisions must agree
+        return ctx.broadcast_floats([base_elapsed + (time.time() - session_start)])[0]
 
     epochs_this_call = 0
     while (reason := stop_reason(state, recipe, elapsed())) is None:
         if _STOP_AFTER_EPOCHS is not None and epochs_this_call >= _STOP_AFTER_EPOCHS:
             raise _SimulatedKill(f"stopped after {epochs_this_call} epoch(s) (test hook)")
         entry = run_epoch(run, recipe, state)
+        entry["train_time_s"], entry["time_s"] = ctx.broadcast_floats([entry["train_time_s"], entry["time_s"]])
         plan_epochs(state, recipe, entry["time_s"])
         state.elapsed_s = elapsed()
-        save_checkpoint(run.out / CHECKPOINT, run.run_args, run.setup.model, run.opt, state)
+        if ctx.is_main:
+            save_checkpoint(run.out / CHECKPOINT, run.run_args, run.setup.model, run.opt, state)
+        ctx.barrier()  # a rank stopping now (a kill, the test hook) leaves a complete checkpoint behind
         epochs_this_call += 1
         if run.log:
             print(
@@ -804,19 +928,123 @@ def train(
         raise ValueError(
             f"{dataset} is judged by pair distinction, not a training metric; use dgl_hod.expressivity for it"
         )
-    out = Path(out_dir)
+    out, config = Path(out_dir), dict(config or {})
+    device = resolve_device(recipe.device)  # no CUDA DGL / no GPU: refused before anything is loaded
+    if recipe.nproc > 1 and not in_launched_worker():
+        return _spawn_workers(arch, dataset, config, out, recipe, resume, overwrite, progress, log)
+    ctx = DistContext.from_env(device)
+    try:
+        if recipe.nproc not in (1, ctx.world_size):
+            raise ValueError(
+                f"nproc (--nproc) is {recipe.nproc} but this process is one of {ctx.world_size} (torchrun's "
+                "WORLD_SIZE): under torchrun leave --nproc out"
+            )
+        with _run_folder(out, ctx, resume, overwrite):
+            return _train_here(
+                arch, dataset, config, out, recipe, ctx, resume, progress and ctx.is_main, log and ctx.is_main
+            )
+    finally:
+        ctx.close()
+
+
+def _train_here(
+    arch: str | None,
+    dataset: str,
+    config: dict[str, Any],
+    out: Path,
+    recipe: Recipe,
+    ctx: DistContext,
+    resume: bool,
+    progress: bool,
+    log: bool,
+) -> dict[str, Any]:
+    """The steps of a run in this process (one of ``ctx.world_size``), in a prepared and locked run folder."""
+    set_threads(recipe.threads)
+    splits = load_splits(dataset, recipe)
+    setup = build_or_load_model(arch, dataset, config, recipe)
+    dtype = DTYPES[recipe.dtype]
+    setup.model.to(device=ctx.device, dtype=dtype)
+    opt = torch.optim.AdamW(parameter_groups(setup, recipe), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    loss_name, loss_fn = loss_function(dataset)
+    run_args = _run_args(setup, dataset, recipe)
+    state = restore_or_start(out, setup, opt, run_args, resume)
+    net = ctx.wrap(setup.model)  # after the restore: every rank starts from the same weights
+    run = _Run(
+        setup, splits, opt, loss_name, loss_fn, Evaluator(dataset), run_args, out, progress, log, ctx, net, dtype
+    )
+    reason = _train_epochs(run, recipe, state)
+    return _finish(recipe, run, state, reason)
+
+
+@contextlib.contextmanager
+def _run_folder(out: Path, ctx: DistContext, resume: bool, overwrite: bool) -> Iterator[None]:
+    """Rank 0 locks and prepares the run folder (:class:`RunLock`, :func:`prepare_out_dir`); the other ranks learn
+    whether it could. Workers started by ``--nproc`` skip this: their parent did it and holds the lock.
+    """
+    if _FOLDER_READY:
+        yield
+        return
+    lock, error = RunLock(out), None
+    if ctx.is_main:
+        try:
+            lock.acquire()
+            prepare_out_dir(out, resume, overwrite)
+        except Exception as exc:
+            lock.release()
+            error = exc
+    if not ctx.agree(error is None):
+        raise error or RuntimeError(f"rank 0 could not prepare the run folder {out} (see its error); stopping")
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _spawn_workers(
+    arch: str | None,
+    dataset: str,
+    config: dict[str, Any],
+    out: Path,
+    recipe: Recipe,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+    log: bool,
+) -> dict[str, Any]:
+    """``nproc`` worker processes train the run together (:func:`dgl_hod.distributed.spawn`); this process holds the
+    folder's lock meanwhile and returns the record rank 0 wrote. Input errors are raised here, before spawning.
+    """
+    import importlib
+
     with RunLock(out):
         prepare_out_dir(out, resume, overwrite)
-        set_threads(recipe.threads)
-        splits = load_splits(dataset, recipe)
-        setup = build_or_load_model(arch, dataset, dict(config or {}), recipe)
-        opt = torch.optim.AdamW(parameter_groups(setup, recipe), lr=recipe.lr, weight_decay=recipe.weight_decay)
-        loss_name, loss_fn = loss_function(dataset)
-        run_args = _run_args(setup, dataset, recipe)
-        run = _Run(setup, splits, opt, loss_name, loss_fn, Evaluator(dataset), run_args, out, progress, log)
-        state = restore_or_start(out, setup, opt, run_args, resume)
-        reason = _train_epochs(run, recipe, state)
-        return _finish(recipe, run, state, reason)
+        build_or_load_model(arch, dataset, config, recipe)  # a bad config or zoo name: one error here, not N
+        this = importlib.import_module(__name__ if __name__ != "__main__" else "dgl_hod.train")
+        args = (arch, dataset, config, str(out), recipe, resume, progress, log, _STOP_AFTER_EPOCHS)
+        try:
+            spawn(recipe.nproc, this._worker_main, *args)
+        except WorkerError as exc:
+            if "_SimulatedKill" in str(exc):
+                raise _SimulatedKill(str(exc)) from None
+            raise
+    return json.loads((out / "record.json").read_text())
+
+
+def _worker_main(
+    arch: str | None,
+    dataset: str,
+    config: dict[str, Any],
+    out: str,
+    recipe: Recipe,
+    resume: bool,
+    progress: bool,
+    log: bool,
+    stop_after: int | None,
+) -> None:
+    """One ``--nproc`` worker (its rank is in the environment :func:`~dgl_hod.distributed.spawn` set)."""
+    global _FOLDER_READY, _STOP_AFTER_EPOCHS
+    _FOLDER_READY, _STOP_AFTER_EPOCHS = True, stop_after
+    train(arch, dataset, config, out, recipe, resume=resume, progress=progress, log=log)
 
 
 def _run_args(setup: ModelSetup, dataset: str, recipe: Recipe) -> dict[str, Any]:
@@ -839,6 +1067,8 @@ def _run_args(setup: ModelSetup, dataset: str, recipe: Recipe) -> dict[str, Any]
         "time_budget_s": recipe.time_budget_s,
         "finetuned_from": setup.finetuned_from,
     }
+    if recipe.dtype != "float32":  # absent for float32, so checkpoints written before the setting existed resume
+        args["dtype"] = recipe.dtype
     return json.loads(json.dumps(args))
 
 
@@ -846,12 +1076,12 @@ def _run_args(setup: ModelSetup, dataset: str, recipe: Recipe) -> dict[str, Any]
 # step 6: outputs
 # ---------------------------------------------------------------------------------------------------------------------
 def _finish(recipe: Recipe, run: _Run, state: RunState, reason: str) -> dict[str, Any]:
-    """Write ``best.safetensors`` and ``record.json`` (both atomically); returns the record."""
+    """Write ``best.safetensors`` and ``record.json`` (both atomically, rank 0 only); returns the record."""
     from safetensors.torch import save
 
     if state.best_state is None or state.best is None:
         raise RuntimeError("no epoch finished; nothing to save")
-    tensors = {k: v.contiguous().clone() for k, v in state.best_state.items()}
+    tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in state.best_state.items()}
     data = _data_record(run.splits, recipe)
     metadata = {
         "arch": run.setup.arch,
@@ -859,7 +1089,8 @@ def _finish(recipe: Recipe, run: _Run, state: RunState, reason: str) -> dict[str
         "config": json.dumps(run.setup.config),
         "data": json.dumps(data),  # package cross-checks record.json's data selection against this
     }
-    atomic_write_bytes(run.out / "best.safetensors", save(tensors, metadata=metadata))
+    if run.ctx.is_main:
+        atomic_write_bytes(run.out / "best.safetensors", save(tensors, metadata=metadata))
     hist = state.history
     times = [h["time_s"] for h in hist]
     record = {
@@ -889,7 +1120,8 @@ def _finish(recipe: Recipe, run: _Run, state: RunState, reason: str) -> dict[str
         "weights": "best.safetensors",
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    atomic_write_bytes(run.out / "record.json", json.dumps(record, indent=2).encode())
+    if run.ctx.is_main:
+        atomic_write_bytes(run.out / "record.json", json.dumps(record, indent=2).encode())
     return record
 
 
@@ -924,6 +1156,10 @@ def _recipe_record(recipe: Recipe, run: _Run, state: RunState, reason: str) -> d
         "steps_per_epoch": steps_per_epoch(len(run.splits.train), recipe.batch_size),
         "seed": recipe.seed,
         "threads": recipe.threads,
+        "world_size": run.ctx.world_size,
+        "threads_per_process": recipe.threads,
+        "device": str(run.ctx.device),
+        "dtype": recipe.dtype,
         "epochs_requested": recipe.epochs,
         "time_budget_s": recipe.time_budget_s,
         "planned_epochs": state.planned_epochs,
@@ -966,7 +1202,10 @@ def _parser() -> argparse.ArgumentParser:
         ("min-lr-ratio", float, "the cosine ends at lr * this"),
         ("grad-clip", float, "gradient-norm clipping (0 = off)"),
         ("seed", int, "initialisation, batch order, train subset"),
-        ("threads", int, "torch and DGL threads"),
+        ("threads", int, "torch and DGL threads (per process)"),
+        ("nproc", int, "data-parallel processes on this machine (not with torchrun); the global batch is unchanged"),
+        ("device", str, "cpu, cuda or cuda:INDEX"),
+        ("dtype", str, "float32 or float64"),
         ("eval-batch-size", int, "graphs per forward pass when evaluating"),
     ):
         default = getattr(defaults, flag.replace("-", "_"))
@@ -1000,6 +1239,9 @@ def _recipe_from_args(a: argparse.Namespace) -> Recipe:
         finetune=a.finetune,
         freeze=a.freeze,
         body_lr_scale=a.body_lr_scale,
+        nproc=a.nproc,
+        device=a.device,
+        dtype=a.dtype,
     )
 
 
@@ -1045,8 +1287,10 @@ def main(argv: list[str] | None = None) -> int:
         rec = train(
             a.arch, a.dataset, config, a.out, recipe, resume=a.resume, overwrite=a.overwrite, progress=not a.no_progress
         )
-    except (ValueError, KeyError, FileExistsError, CheckpointError, RunLockedError) as exc:
+    except (ValueError, KeyError, FileExistsError, CheckpointError, RunLockedError, WorkerError) as exc:
         p.exit(2, f"{p.prog}: error: {exc.args[0] if exc.args else exc}\n")
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 prints the summary
+        return 0
     for line in _summary_lines(rec, a.out, a.json):
         print(line)
     return 0

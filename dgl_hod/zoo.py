@@ -796,6 +796,10 @@ def _train_command(record: Mapping[str, Any], name: str, seeds: list[int]) -> st
         cmd += f" --time-budget {recipe['time_budget_s']:g}"
     if data.get("fold") is not None:
         cmd += f" --fold {data['fold']}"
+    if recipe.get("world_size", 1) > 1:  # data-parallel processes (the global --batch-size is unchanged)
+        cmd += f" --nproc {recipe['world_size']}"
+    if recipe.get("dtype", "float32") != "float32":
+        cmd += f" --dtype {recipe['dtype']}"
     defaults = Recipe(epochs=1)
     for flag, key, default in (
         ("--weight-decay", "weight_decay", defaults.weight_decay),
