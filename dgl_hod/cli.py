@@ -9,6 +9,7 @@ dgl-hod bench [--quick]                            # derivative-jet benchmark (b
 dgl-hod expressivity [...]                         # expressivity suite (benchmarks/expressivity.py)
 dgl-hod demo                                       # the README's main job; exit 1 if it disagrees with zoo.yaml
 dgl-hod package runs/NAME [runs/NAME-s1 ...] --name NAME [--replace]   # finished run(s) -> zoo.yaml + models/
+dgl-hod report [--out docs/results.md] [--png-dir docs/img]   # curves + accuracy/cost PNGs and a Markdown page
 
 Every error is one line on stderr naming the input and the fix, with exit status 2 (1: a recomputed metric
 disagrees with zoo.yaml); set ``DGL_HOD_DEBUG=1`` to see the traceback.
@@ -276,6 +277,17 @@ def cmd_package(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Draw the zoo's curves and cost chart and write the page; exit 1 if a history file was refused."""
+    from .report import write_report
+
+    result = write_report(out=args.out, png_dir=args.png_dir)
+    print(f"wrote {result.page} and {len(result.images)} PNG(s): {', '.join(str(p) for p in result.images)}")
+    for problem in result.problems:
+        print(f"dgl-hod report: history refused (not drawn, named on the page): {problem}", file=sys.stderr)
+    return 1 if result.problems else 0
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         """One line (argparse prints the usage first): what is wrong and where the help is."""
@@ -318,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--name", required=True, help="hod-gnn-k{K}[-m{M}][-d{T}]-{dataset} or {arch}-{dataset}")
     s.add_argument("--replace", action="store_true", help="replace an existing entry of that name (and its weights)")
     s.add_argument("--notes", default="")
+    s = sub.add_parser("report", help="training curves and accuracy-vs-cost PNGs + a Markdown page (matplotlib)")
+    s.add_argument("--out", default="docs/results.md", help="the Markdown page to write (default docs/results.md)")
+    s.add_argument("--png-dir", default=None, help="folder of the PNGs (default: img/ next to --out)")
     return p
 
 
@@ -363,7 +378,14 @@ def main(argv: list[str] | None = None) -> int:
             return _passthrough(command, argv[1:])
         parser = build_parser()
         args = parser.parse_args(argv)
-        simple = {"list": cmd_list, "info": cmd_info, "eval": cmd_eval, "demo": cmd_demo, "package": cmd_package}
+        simple = {
+            "list": cmd_list,
+            "info": cmd_info,
+            "eval": cmd_eval,
+            "demo": cmd_demo,
+            "package": cmd_package,
+            "report": cmd_report,
+        }
         return simple[args.command](args)
     except _user_errors() as exc:
         if os.environ.get("DGL_HOD_DEBUG"):

@@ -43,6 +43,8 @@ from .utils import atomic_write, atomic_write_bytes, did_you_mean, sha256_file
 
 __all__ = [
     "FREEZE_GROUPS",
+    "HISTORY_FORMAT",
+    "HistoryError",
     "WeightsError",
     "Zoo",
     "ZooEntry",
@@ -77,6 +79,14 @@ META_CONFIG = "dgl_hod.config"
 REFERENCE_ATOL = 1e-4
 REFERENCE_RTOL = 1e-4
 
+#: the ``format`` of ``models/NAME.history.json`` (the per-epoch history of an entry's runs, one list per seed)
+HISTORY_FORMAT = "dgl-hod-history/1"
+#: the per-epoch columns of a history file (``peak_rss_mib`` only where the trainer recorded it)
+HISTORY_COLUMNS = ("epoch", "wall_s", "time_s", "train_loss", "val", "test", "lr")
+#: how far a history's best-epoch values may be from the entry's ``per_seed`` metrics (those were recomputed from
+#: the weights at packaging and agree with the training record to the packaging tolerance, 1e-4 by default)
+HISTORY_ATOL = 1e-3
+
 #: floating dtypes that ``cast=True`` converts to float32 (anything else that is not float32 is refused)
 CASTABLE = (torch.float16, torch.bfloat16, torch.float64)
 
@@ -89,6 +99,10 @@ _FIX_ZOO = (
 
 class WeightsError(RuntimeError):
     """A weights file is missing, corrupt, or does not match its model."""
+
+
+class HistoryError(ValueError):
+    """A zoo entry's per-epoch history file is missing, edited, or disagrees with the entry's metrics."""
 
 
 class ZooError(ValueError):
@@ -119,6 +133,7 @@ class ZooEntry:
     reference: Mapping[str, Any] = field(default_factory=dict)  # output on a fixed data slice, checked on load
     notes: str = ""
     config_sha256: str = ""  # :func:`config_sha256` of ``config``; also in the weights file's metadata
+    history: Mapping[str, Any] = field(default_factory=dict)  # {file, sha256, seeds, epochs}: per-epoch history
 
     @property
     def num_tasks(self) -> int:
@@ -165,6 +180,8 @@ class ZooEntry:
         d["head"] = list(self.head)
         if not d["config_sha256"]:
             d.pop("config_sha256")
+        if not d["history"]:  # entries packaged before histories were kept
+            d.pop("history")
         return d
 
 
@@ -406,6 +423,41 @@ class Zoo:
 
     def weights_path(self, entry: ZooEntry) -> Path:
         return self.models_dir / Path(entry.weights).name
+
+    def history_path(self, entry: ZooEntry) -> Path | None:
+        """Where entry's per-epoch history file is (``None``: the entry was packaged before histories were kept)."""
+        return self.models_dir / Path(entry.history["file"]).name if entry.history else None
+
+    def read_history(self, name: str) -> dict[str, Any] | None:
+        """The checked per-epoch history of entry ``name`` (``models/NAME.history.json``), or ``None`` if it has none.
+
+        Refused (:class:`HistoryError`, naming the file and the fix) unless: the file exists; its sha256 equals the
+        entry's ``history.sha256`` (an edited file); it is a :data:`HISTORY_FORMAT` document of this model and
+        metric with one run per seed of ``history.seeds`` and ``history.epochs`` epochs each, numbered 1..n; and in
+        each run the best validation epoch holds the entry's ``per_seed`` val and test values (recomputed from the
+        weights when the run was packaged) to :data:`HISTORY_ATOL`. Returns the parsed document.
+        """
+        entry = self.model_info(name)
+        path = self.history_path(entry)
+        if path is None:
+            return None
+        fix = f"restore it (`git checkout -- {entry.history['file']}`) or package the run(s) again"
+        if not path.is_file():
+            raise HistoryError(f"history file {path} of zoo entry {name!r} is missing; {fix}")
+        digest = sha256_file(path)
+        if digest != entry.history.get("sha256"):
+            raise HistoryError(
+                f"history file {path} of zoo entry {name!r} was edited (sha256 {digest[:12]}..., zoo.yaml says "
+                f"{str(entry.history.get('sha256'))[:12]}...); {fix}"
+            )
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise HistoryError(f"history file {path} of zoo entry {name!r} is not JSON ({exc}); {fix}") from exc
+        problem = _history_problem(doc, entry)
+        if problem:
+            raise HistoryError(f"history file {path} of zoo entry {name!r}: {problem}; {fix}")
+        return doc
 
     def describe(self, name: str) -> str:
         """One line naming an existing entry (what ``package --replace`` would replace)."""
@@ -816,6 +868,158 @@ def _train_command(record: Mapping[str, Any], name: str, seeds: list[int]) -> st
     return cmd + f" --out runs/{name}-sSEED  # SEED in {seeds}; the first seed's weights are shipped"
 
 
+def _num(value: Any) -> float | None:
+    """A finite float rounded to 7 significant digits, or ``None`` (NaN/inf: a diverged epoch)."""
+    v = float(value)
+    return float(f"{v:.7g}") if np.isfinite(v) else None
+
+
+def history_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The per-epoch rows of a training record's ``history``, in the zoo's history-file columns.
+
+    ``epoch``, ``wall_s`` (seconds since the run started: the trainer's per-epoch ``elapsed_s`` where it records
+    one, else the sum of the epochs' ``time_s``, i.e. training + evaluation without checkpoint writes and pauses
+    between resumed sessions), ``time_s`` (the epoch's own wall time), ``train_loss``, ``val``, ``test`` (the
+    dataset's metric) and ``lr`` (at the end of the epoch); ``peak_rss_mib`` where the trainer recorded it.
+
+    Example:
+        >>> history_rows({"history": [{"epoch": 1, "time_s": 2.0, "train_loss": 1.5, "val": 0.9, "test": 0.8,
+        ...                             "lr_end": 1e-3}, {"epoch": 2, "time_s": 3.0, "train_loss": 1.0,
+        ...                             "val": 0.7, "test": 0.6, "lr_end": 5e-4}]})[1]["wall_s"]
+        5.0
+    """
+    rows, wall = [], 0.0
+    for h in record.get("history") or []:
+        wall += float(h["time_s"])
+        row = {
+            "epoch": int(h["epoch"]),
+            "wall_s": _num(h.get("elapsed_s", wall)),
+            "time_s": _num(h["time_s"]),
+            "train_loss": _num(h["train_loss"]),
+            "val": _num(h["val"]),
+            "test": _num(h["test"]),
+            "lr": _num(h.get("lr_end", h.get("lr", float("nan")))),
+        }
+        if h.get("peak_rss_mib") is not None:
+            row["peak_rss_mib"] = _num(h["peak_rss_mib"])
+        rows.append(row)
+    return rows
+
+
+def _history_text(doc: Mapping[str, Any]) -> str:
+    """JSON of a history document with one line per epoch (readable, and small diffs when a run is repackaged)."""
+    head = {k: v for k, v in doc.items() if k != "runs"}
+    lines = ["{"] + [f" {json.dumps(k)}: {json.dumps(v)}," for k, v in head.items()] + [' "runs": [']
+    for i, run in enumerate(doc["runs"]):
+        meta = ", ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in run.items() if k != "epochs")
+        rows = run["epochs"]
+        lines.append(f'  {{{meta}, "epochs": [')
+        lines += [f"   {json.dumps(row)}" + ("," if j < len(rows) - 1 else "") for j, row in enumerate(rows)]
+        lines.append("  ]}" + ("," if i < len(doc["runs"]) - 1 else ""))
+    return "\n".join([*lines, " ]", "}"]) + "\n"
+
+
+def _best_epoch(values: Sequence[float | None], higher_is_better: bool) -> int | None:
+    """1-based epoch of the best value, the first one on ties (the trainer keeps the first best)."""
+    best: int | None = None
+    best_value = 0.0
+    for i, v in enumerate(values):
+        if v is not None and (best is None or (v > best_value if higher_is_better else v < best_value)):
+            best, best_value = i, v
+    return None if best is None else best + 1
+
+
+def _history_problem(doc: Any, entry: ZooEntry) -> str | None:
+    """What is wrong with a parsed history document for ``entry`` (``None``: nothing)."""
+    from .datasets.evaluate import HIGHER_IS_BETTER
+
+    if not isinstance(doc, dict) or doc.get("format") != HISTORY_FORMAT:
+        return f"not a {HISTORY_FORMAT!r} document"
+    metric = entry.metrics.get("test", {}).get("metric")
+    if doc.get("model") != entry.name or doc.get("metric") != metric:
+        return f"it is the history of {doc.get('model')!r} ({doc.get('metric')}), not of {entry.name!r} ({metric})"
+    runs = doc.get("runs")
+    want_seeds = list(entry.history.get("seeds", []))
+    if not isinstance(runs, list) or [r.get("seed") if isinstance(r, dict) else None for r in runs] != want_seeds:
+        return f"its runs are not one per seed of zoo.yaml's history.seeds {want_seeds}"
+    higher = HIGHER_IS_BETTER.get(str(metric), False)
+    for run, want_epochs in zip(runs, entry.history.get("epochs", [])):
+        rows = run.get("epochs")
+        if not isinstance(rows, list) or len(rows) != want_epochs:
+            got = len(rows) if isinstance(rows, list) else "no"
+            return f"seed {run['seed']} has {got} epochs, zoo.yaml says {want_epochs}"
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict) or row.get("epoch") != i + 1:
+                return f"seed {run['seed']}: row {i + 1} is not epoch {i + 1}"
+            for col in HISTORY_COLUMNS[1:]:
+                v = row.get(col)
+                if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v)):
+                    return f"seed {run['seed']} epoch {i + 1}: {col} {v!r} is not a finite number"
+        best = _best_epoch([row.get("val") for row in rows], higher)
+        if best is None:
+            return f"seed {run['seed']} has no validation value"
+        for split in ("val", "test"):
+            m = entry.metrics.get(split, {})
+            seeds, per_seed = list(m.get("seeds", [])), list(m.get("per_seed", []))
+            if run["seed"] not in seeds or len(per_seed) != len(seeds):
+                continue
+            want, got_value = per_seed[seeds.index(run["seed"])], rows[best - 1][split]
+            if got_value is None or abs(got_value - want) > HISTORY_ATOL:
+                return (
+                    f"seed {run['seed']}'s best validation epoch {best} has {split} {metric} {got_value}, but the "
+                    f"weights give {want} (zoo.yaml per_seed)"
+                )
+    return None
+
+
+def _write_history(
+    zoo: Zoo, name: str, records: Sequence[Mapping[str, Any]], seeds: Sequence[int], metric: str
+) -> dict[str, Any]:
+    """Write ``models/NAME.history.json`` (atomically) from the runs' records; returns the entry's ``history``.
+
+    Runs whose record has no ``history`` are left out (``seeds`` in the returned field says which are in); with
+    none, a stale file of an earlier entry of this name is removed and the field is empty.
+    """
+    from .datasets.evaluate import HIGHER_IS_BETTER
+
+    path = zoo.models_dir / f"{name}.history.json"
+    runs = []
+    for rec, seed in zip(records, seeds):
+        rows = history_rows(rec)
+        if rows:
+            timing, recipe = rec.get("timing", {}), rec.get("recipe", {})
+            runs.append(
+                {
+                    "seed": seed,
+                    "best_epoch": rec["metrics"]["best_epoch"],
+                    "world_size": recipe.get("world_size", 1),
+                    "threads": recipe.get("threads"),
+                    "machine": timing.get("machine"),
+                    "epochs": rows,
+                }
+            )
+    if not runs:
+        path.unlink(missing_ok=True)
+        return {}
+    doc = {
+        "format": HISTORY_FORMAT,
+        "model": name,
+        "dataset": records[0]["dataset"],
+        "metric": metric,
+        "higher_is_better": HIGHER_IS_BETTER.get(metric, False),
+        "columns": list(HISTORY_COLUMNS),
+        "wall_s": "seconds since the run started: the trainer's elapsed_s, else the sum of the epochs' time_s",
+        "runs": runs,
+    }
+    atomic_write_bytes(path, _history_text(doc).encode(), mode=0o644)
+    return {
+        "file": f"models/{name}.history.json",
+        "sha256": sha256_file(path),
+        "seeds": [r["seed"] for r in runs],
+        "epochs": [len(r["epochs"]) for r in runs],
+    }
+
+
 #: run settings that must agree between the seeds packaged into one entry
 _SAME_ACROSS_SEEDS = ("arch", "dataset", "config", "finetuned_from")
 _SAME_RECIPE_ACROSS_SEEDS = (
@@ -846,6 +1050,10 @@ def package_run(
     Every run's val/test metrics are recomputed from its weights file (packaging refuses if one differs from its
     record by more than ``tolerance``); the entry's ``mean``/``std`` are over all seeds, and ``weights_value`` is
     the shipped file's own value (what ``dgl-hod eval`` reproduces).  Nothing in the entry is typed by hand.
+
+    Each run's per-epoch history (:func:`history_rows`, one list per seed) is written to
+    ``models/NAME.history.json`` and bound to the entry by its sha256 (the ``history`` field, checked by
+    :meth:`Zoo.read_history`), so ``dgl-hod report`` can redraw the curves from the repository alone.
     """
     from .datasets import get_info
 
@@ -873,6 +1081,7 @@ def package_run(
     fold = record["data"]["fold"]
     weights_rel = f"models/{name}.safetensors"
     sha = save_weights(model, zoo.models_dir / f"{name}.safetensors")
+    history = _write_history(zoo, name, [rec_i for rec_i, *_ in verified], seeds, metric)
     recipe = dict(record["recipe"])
     timing = record["timing"]
     recipe.update(
@@ -890,6 +1099,9 @@ def package_run(
         recipe["finetuned_from"] = origin
     if len(verified) > 1:
         recipe["epochs_run_per_seed"] = [rec_i["recipe"]["epochs_run"] for rec_i, *_ in verified]
+    peak = verified[0][0]["timing"].get("peak_rss_mib")
+    if peak is not None:  # the trainer's peak resident memory of the shipped seed (MiB), where it records one
+        recipe["peak_rss_mib"] = round(float(peak), 1)
     metrics = {}
     for split in ("val", "test"):
         values = [float(m[split]) for *_, m in verified]
@@ -929,6 +1141,7 @@ def package_run(
             "output": [[round(float(v), 6) for v in row] for row in ref.tolist()],
         },
         notes=notes,
+        history=history,
     )
     return zoo.write_entry(entry)  # binds the weights to the config (hash in metadata and entry)
 

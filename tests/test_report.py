@@ -1,0 +1,198 @@
+"""Per-epoch histories packaged with zoo entries, and `dgl-hod report` (PNGs + Markdown page) drawn from them.
+
+A tiny real run (gine, 2 epochs on 64 ZINC graphs, two seeds) is trained, packaged into a temporary zoo and
+reported on; the history file is checked against the training records themselves (the independent reference),
+and hand edits to it are refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from dgl_hod import cli
+from dgl_hod.report import collect, planned_images, render_page, write_report
+from dgl_hod.utils import sha256_file
+from dgl_hod.zoo import HISTORY_FORMAT, HistoryError, Zoo, history_rows
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+NAME = "gine-tiny-zinc"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """Two seeds of a 2-epoch gine run on 64 ZINC graphs, packaged into a temporary zoo as `gine-tiny-zinc`."""
+    from dgl_hod.train import train
+    from dgl_hod.zoo import package_run
+
+    root = tmp_path_factory.mktemp("report")
+    kw = dict(epochs=2, max_train_graphs=64, progress=False, log=False)
+    for seed in (0, 1):
+        train("gine", "zinc12k", {"hidden_dim": 8, "num_layers": 2}, root / f"run-s{seed}", seed=seed, **kw)
+    zoo = Zoo(root / "zoo" / "zoo.yaml", root / "zoo" / "models")
+    package_run([root / "run-s0", root / "run-s1"], NAME, zoo, require_full_train=False)
+    return root, zoo
+
+
+def _copy_zoo(src: Zoo, dst: Path) -> Zoo:
+    shutil.copytree(src.path.parent, dst)
+    return Zoo(dst / "zoo.yaml", dst / "models")
+
+
+def _is_png(path: Path) -> tuple[int, int]:
+    assert path.read_bytes()[:8] == PNG_SIGNATURE, f"{path} is not a PNG"
+    with Image.open(path) as im:
+        im.verify()
+    with Image.open(path) as im:
+        return im.size
+
+
+def test_package_writes_the_history_of_every_seed(tiny):
+    root, zoo = tiny
+    entry = zoo.model_info(NAME)
+    path = zoo.history_path(entry)
+    assert entry.history["file"] == f"models/{NAME}.history.json" and path == zoo.models_dir / f"{NAME}.history.json"
+    assert entry.history["sha256"] == sha256_file(path)
+    assert entry.history["seeds"] == [0, 1] and entry.history["epochs"] == [2, 2]
+    doc = zoo.read_history(NAME)
+    assert doc["format"] == HISTORY_FORMAT and doc["model"] == NAME and doc["metric"] == "mae"
+    assert doc["higher_is_better"] is False
+    for seed, run in zip((0, 1), doc["runs"]):
+        record = json.loads((root / f"run-s{seed}" / "record.json").read_text())
+        hist = record["history"]  # the trainer's own per-epoch record: the reference
+        rows = run["epochs"]
+        assert run["seed"] == seed and run["best_epoch"] == record["metrics"]["best_epoch"]
+        assert [r["epoch"] for r in rows] == [1, 2]
+        for key, ref in (("val", "val"), ("test", "test"), ("train_loss", "train_loss"), ("lr", "lr_end")):
+            np.testing.assert_allclose([r[key] for r in rows], [h[ref] for h in hist], rtol=1e-6)
+        np.testing.assert_allclose([r["wall_s"] for r in rows], np.cumsum([h["time_s"] for h in hist]), rtol=1e-6)
+        best = rows[run["best_epoch"] - 1]
+        for split in ("val", "test"):  # the best epoch's values are the ones recomputed from the weights
+            assert best[split] == pytest.approx(entry.metrics[split]["per_seed"][seed], abs=1e-4)
+    # the registry round-trips the field, and an entry without one writes none
+    raw = yaml.safe_load(zoo.path.read_text())["models"][NAME]
+    assert raw["history"] == dict(entry.history)
+    assert "history" not in dataclasses.replace(entry, history={}).to_dict()
+
+
+def test_history_rows_columns():
+    rec = {
+        "history": [
+            {"epoch": 1, "time_s": 2.0, "train_loss": float("nan"), "val": 0.5, "test": 0.25, "lr_end": 1e-3},
+            {"epoch": 2, "time_s": 3.0, "train_loss": 1.0, "val": 0.4, "test": 0.2, "lr_end": 1e-4, "elapsed_s": 9.5},
+        ]
+    }
+    rows = history_rows(rec)
+    assert rows[0] == {"epoch": 1, "wall_s": 2.0, "time_s": 2.0, "train_loss": None, "val": 0.5, "test": 0.25,
+                       "lr": 1e-3}  # fmt: skip
+    assert rows[1]["wall_s"] == 9.5  # the trainer's elapsed time wins over the summed epoch times
+    assert history_rows({}) == []
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pyparsing 3.3 on the rc_context below
+def test_report_draws_valid_deterministic_pngs_and_names_the_model(tiny, tmp_path, monkeypatch, capsys):
+    _, zoo = tiny
+    out, png = tmp_path / "docs" / "results.md", tmp_path / "docs" / "img"
+    result = write_report(zoo, out, png)
+    assert result.problems == []
+    assert sorted(p.name for p in result.images) == ["cost-zinc12k.png", "curves-zinc12k.png"]
+    sizes = {p.name: _is_png(p) for p in result.images}
+    assert all(p.stat().st_size < 100_000 for p in result.images)
+    assert sizes["curves-zinc12k.png"][0] > sizes["cost-zinc12k.png"][0]  # two panels against one (no memory)
+    page = out.read_text()
+    assert f"`{NAME}`" in page and "2 seeds, 2/2 epochs" in page
+    assert "![zinc12k: validation and test curves" in page and "(img/curves-zinc12k.png)" in page
+    assert "(img/cost-zinc12k.png)" in page and "Peak memory is not recorded" in page
+    assert "no history recorded" not in page
+    # the same inputs give the same bytes (no timestamps, the user's matplotlibrc ignored)
+    before = {p.name: p.read_bytes() for p in result.images}
+    import matplotlib as mpl
+
+    with mpl.rc_context({"lines.linewidth": 7.0, "font.size": 20}):
+        again = write_report(zoo, out, png)
+    assert {p.name: p.read_bytes() for p in again.images} == before and out.read_text() == page
+    # the command line writes the same files
+    monkeypatch.setenv("DGL_HOD_ZOO", str(zoo.path))
+    monkeypatch.setenv("DGL_HOD_MODELS", str(zoo.models_dir))
+    out2 = tmp_path / "cli" / "results.md"
+    assert cli.main(["report", "--out", str(out2)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert (out2.parent / "img" / "curves-zinc12k.png").read_bytes() == before["curves-zinc12k.png"]
+    assert cli.main(["report", "--out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("edit", ["value", "value-and-sha", "missing"])
+def test_a_hand_edited_history_is_refused_and_flagged(tiny, tmp_path, monkeypatch, capsys, edit):
+    _, src = tiny
+    zoo = _copy_zoo(src, tmp_path / "zoo")
+    path = zoo.history_path(zoo.model_info(NAME))
+    doc = json.loads(path.read_text())
+    if edit == "missing":
+        path.unlink()
+        match = "is missing"
+    else:  # a nicer curve: every validation and test value halved
+        for run in doc["runs"]:
+            for row in run["epochs"]:
+                row["val"], row["test"] = row["val"] / 2, row["test"] / 2
+        path.write_text(json.dumps(doc))
+        match = "was edited"
+        if edit == "value-and-sha":  # the file's hash updated in zoo.yaml too: the weights still disagree
+            raw = yaml.safe_load(zoo.path.read_text())
+            raw["models"][NAME]["history"]["sha256"] = sha256_file(path)
+            zoo.path.write_text(yaml.safe_dump(raw, sort_keys=False))
+            match = "but the weights give"
+    with pytest.raises(HistoryError, match=match):
+        zoo.read_history(NAME)
+    result = write_report(zoo, tmp_path / "docs" / "results.md")
+    assert len(result.problems) == 1 and result.problems[0].startswith(f"{NAME}: ")
+    assert [p.name for p in result.images] == ["cost-zinc12k.png"]  # no curves drawn from a refused history
+    page = result.page.read_text()
+    assert f"**Refused: `{NAME}`**" in page and "**refused** (see below)" in page
+    monkeypatch.setenv("DGL_HOD_ZOO", str(zoo.path))
+    monkeypatch.setenv("DGL_HOD_MODELS", str(zoo.models_dir))
+    assert cli.main(["report", "--out", str(tmp_path / "cli.md")]) == 1
+    assert f"history refused (not drawn, named on the page): {NAME}" in capsys.readouterr().err
+
+
+def test_entries_without_history_and_recorded_memory(tiny, tmp_path):
+    _, src = tiny
+    zoo = _copy_zoo(src, tmp_path / "zoo")
+    entry = zoo.model_info(NAME)
+    zoo.write_entry(dataclasses.replace(entry, name="gine-old-zinc", history={}))  # packaged before histories
+    zoo.write_entry(dataclasses.replace(entry, recipe={**entry.recipe, "peak_rss_mib": 321.0}))
+    models = collect(zoo)
+    assert [(m.name, m.history is None, m.problem) for m in models] == [
+        ("gine-old-zinc", True, None),
+        (NAME, False, None),
+    ]
+    result = write_report(zoo, tmp_path / "docs" / "results.md")
+    page = result.page.read_text()
+    assert "No history recorded for `gine-old-zinc`" in page
+    assert "| `gine-old-zinc` |" in page and "no history recorded |" in page
+    assert "Peak memory is not recorded for `gine-old-zinc`" in page and "| 321 |" in page
+    cost = result.page.parent / "img" / "cost-zinc12k.png"
+    assert _is_png(cost)[0] >= 2 * 5.5 * 90 - 2  # the memory panel is drawn next to the seconds-per-epoch one
+
+
+def test_committed_results_page_matches_the_zoo():
+    """docs/results.md is `dgl-hod report`'s page of the shipped zoo: regenerate it after packaging a model."""
+    zoo = Zoo(ROOT / "zoo.yaml", ROOT / "models")
+    models = collect(zoo)
+    page = ROOT / "docs" / "results.md"
+    want = render_page(models, page, ROOT / "docs" / "img", zoo)
+    assert page.read_text(encoding="utf-8") == want, "docs/results.md is stale: run `dgl-hod report` and commit it"
+    for fname in planned_images(models).values():
+        _is_png(ROOT / "docs" / "img" / fname)
+    for m in models:
+        assert m.problem is None, m.problem
+        if not m.history:
+            assert f"`{m.name}`" in want.split("## Training curves")[1], f"{m.name}: 'no history recorded' missing"
