@@ -196,3 +196,24 @@ def test_committed_results_page_matches_the_zoo():
         assert m.problem is None, m.problem
         if not m.history:
             assert f"`{m.name}`" in want.split("## Training curves")[1], f"{m.name}: 'no history recorded' missing"
+
+
+def test_repackaging_a_run_without_history_removes_the_old_file(tiny, tmp_path):
+    """A record without `history` (older trainers) packages without one, and no stale file of the name remains;
+    the record's `timing.peak_rss_mib`, where a trainer writes it, becomes the entry's `recipe.peak_rss_mib`."""
+    from dgl_hod.zoo import package_run
+
+    root, src = tiny
+    zoo = _copy_zoo(src, tmp_path / "zoo")
+    run = tmp_path / "run-old"
+    shutil.copytree(root / "run-s0", run)
+    record = json.loads((run / "record.json").read_text())
+    del record["history"]
+    record["timing"]["peak_rss_mib"] = 123.44
+    (run / "record.json").write_text(json.dumps(record))
+    old_file = zoo.history_path(zoo.model_info(NAME))
+    assert old_file.is_file()
+    entry = package_run(run, NAME, zoo, require_full_train=False, replace=True)
+    assert entry.history == {} and not old_file.exists() and zoo.read_history(NAME) is None
+    assert entry.recipe["peak_rss_mib"] == 123.4
+    assert "history" not in yaml.safe_load(zoo.path.read_text())["models"][NAME]
