@@ -28,6 +28,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import dgl
 import numpy as np
@@ -123,10 +124,14 @@ def expressivity_counts(
             factory ``dataset_name -> model`` (e.g. :func:`model_factory`), called after ``torch.manual_seed(seed)``.
         sets: any of ``"exp"``, ``"csl"``, ``"sr25"``, ``"brec"``.
         num_perms: random relabelings per graph (``K``).
-        tau, rho: spread multiple and relative floor of the test.
+        tau: spread multiple of the test (a pair counts when its distance exceeds ``tau`` spreads).
+        rho: relative floor of the test (and exceeds ``rho`` times the embeddings' scale).
+        seed: seed of the model factory and of the relabelings.
+        dtype: evaluation dtype (float64 by default, so round-off stays far below real differences).
         max_pairs: evaluate only the first pairs of each set (quick runs; the totals then say so).
         time_limit_s: per set, stop starting new pairs after this many seconds (``evaluated`` says how many were
             done; pairs are taken in the set's order, so a cut-off BREC run covers its first categories only).
+        progress: show a progress bar per set.
 
     Returns: ``{set: {"distinguished", "total", "evaluated", "skipped", "seconds", ...}, "protocol": {...}}``;
     ``csl`` adds ``classes_separated`` (out of 10), ``brec`` adds ``per_category``.
@@ -155,7 +160,9 @@ def expressivity_counts(
         gen = torch.Generator().manual_seed(seed)
         t0 = time.time()
         hits, skipped = [], 0
-        cat_total, cat_hit, cat_skip = defaultdict(int), defaultdict(int), defaultdict(int)
+        cat_total: defaultdict[str, int] = defaultdict(int)
+        cat_hit: defaultdict[str, int] = defaultdict(int)
+        cat_skip: defaultdict[str, int] = defaultdict(int)
         iterator = range(n)
         if progress:
             from tqdm.auto import tqdm
@@ -177,7 +184,7 @@ def expressivity_counts(
                 cat_total[cat] += 1
                 cat_hit[cat] += int(bool(hit))
                 cat_skip[cat] += int(hit is None)
-        out = {
+        out: dict[str, Any] = {
             "distinguished": sum(bool(h) for _, h in hits),
             "total": len(pairs),
             "evaluated": len(hits),
