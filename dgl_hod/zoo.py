@@ -209,13 +209,15 @@ def check_name(name: str, arch: str | None = None, config: Mapping[str, Any] | N
     """Refuse a zoo name that breaks the naming scheme (raises :class:`ZooError` saying what to use).
 
     Names are lower-case words of ``[a-z0-9]`` joined by single hyphens (no path separators, no ``..``, at most 64
-    characters): ``hod-gnn-k{K}[-m{M}][-d{T}]-{dataset}`` for HOD-GNN (derivative order K, M marks, base depth T)
-    and ``{arch}-{dataset}`` for the other architectures.  With ``arch`` (and ``config``) given, the name must
-    start with that architecture and its ``k``/``m``/``d`` must equal the config's ``order``/``num_marks``/
-    ``base_layers``.
+    characters): ``hod-gnn-k{k}[-m{m}][-d{T}]-{dataset}`` for HOD-GNN (the paper's axes: at most ``k`` distinct
+    marked nodes per derivative, order at most ``m`` in each, ``m`` omitted when 1; base depth ``T``) and
+    ``{arch}-{dataset}`` for the other architectures.  With ``arch`` (and ``config``) given, the name must start
+    with that architecture and its ``k``/``m``/``d`` must equal the config's ``k``/``m``/``base_layers``.  A config
+    in the older spelling ``order=K`` (every derivative of total order ``<= K``) is named ``k{K}`` with no ``m``.
 
     Example:
-        >>> check_name("hod-gnn-k2-d4-zinc", "hod-gnn", {"order": 2, "base_layers": 4})
+        >>> check_name("hod-gnn-k1-m3-d4-zinc", "hod-gnn", {"k": 1, "m": 3, "base_layers": 4})
+        >>> check_name("hod-gnn-k2-zinc", "hod-gnn", {"order": 2})
         >>> check_name("../escape")  # doctest: +IGNORE_EXCEPTION_DETAIL
         Traceback (most recent call last):
         ...
@@ -240,14 +242,24 @@ def check_name(name: str, arch: str | None = None, config: Mapping[str, Any] | N
                 f"e.g. 'hod-gnn-k2-zinc'"
             )
         config = dict(config or {})
-        if config.get("k") is not None:  # a normalised hod-gnn config: order=None, k/m/max_order (paper-model.md)
-            config["order"] = config["k"]
-        for part, key in (("k", "order"), ("m", "num_marks"), ("d", "base_layers")):
-            got = hod.group(part)
-            if got is not None and config.get(key) is not None and int(got) != int(config[key]):
+        if config.get("order") is not None:  # older spelling: named by its total order alone
+            if hod.group("m") is not None:
                 raise ZooError(
-                    f"zoo name {name!r} says {part}{got} but the model has {key}={config[key]}; name it "
-                    f"after the model (e.g. {part}{config[key]})"
+                    f"zoo name {name!r} has an m, but the model uses order={config['order']} (every derivative of "
+                    f"total order <= {config['order']}); name it hod-gnn-k{config['order']}[-d{{T}}]-{{dataset}}"
+                )
+            wanted = {"k": config["order"], "d": config.get("base_layers")}
+            keys = {"k": "order", "d": "base_layers"}
+        else:  # the paper's (k, m); both default to 1, and a name without m means m = 1
+            wanted = {"k": config.get("k") or 1, "m": 1 if config.get("m") is None else config["m"]}
+            wanted["d"] = config.get("base_layers")
+            keys = {"k": "k", "m": "m", "d": "base_layers"}
+        for part, want in wanted.items():
+            got = hod.group(part) or ("1" if part == "m" else None)
+            if got is not None and want is not None and int(got) != int(want):
+                raise ZooError(
+                    f"zoo name {name!r} says {part}{got} but the model has {keys[part]}={want}; name it after the "
+                    f"model (e.g. {part}{want}; m is omitted when 1)"
                 )
         return
     if not name.startswith(f"{arch}-") or name == f"{arch}-":

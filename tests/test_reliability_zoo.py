@@ -243,7 +243,14 @@ def test_unsafe_names_are_refused(name):
 def test_names_follow_the_scheme():
     for name in default_zoo().list_models():
         check_name(name, default_zoo().model_info(name).arch, default_zoo().model_info(name).config)
-    check_name("hod-gnn-k2-m2-d4-zinc", "hod-gnn", {"order": 2, "num_marks": 2, "base_layers": 4})
+    check_name("hod-gnn-k1-m3-d4-zinc", "hod-gnn", {"k": 1, "m": 3, "base_layers": 4})
+    check_name("hod-gnn-k2-zinc", "hod-gnn", {"k": 2, "m": 1})
+    with pytest.raises(ZooError, match="says m1 but the model has m=3"):
+        check_name("hod-gnn-k1-zinc", "hod-gnn", {"k": 1, "m": 3})
+    with pytest.raises(ZooError, match="says m4"):
+        check_name("hod-gnn-k1-m4-zinc", "hod-gnn", {"k": 1, "m": 2})
+    with pytest.raises(ZooError, match="has an m"):
+        check_name("hod-gnn-k2-m2-zinc", "hod-gnn", {"order": 2})
     with pytest.raises(ZooError, match="says k3 but the model has order=2"):
         check_name("hod-gnn-k3-zinc", "hod-gnn", {"order": 2})
     with pytest.raises(ZooError, match="says d8 but the model has base_layers=4"):
