@@ -180,17 +180,20 @@ def test_base_eps_config_and_errors():
 
 
 def test_zoo_entries_keep_the_old_init_and_their_trained_eps():
-    """The zoo's hod-gnn configs predate base_eps: built fresh they get the old init (eps = 0); loaded, every layer's
-    eps is the trained value stored in the weights file (the reference outputs are checked by load_model)."""
+    """The zoo's hod-gnn models were trained from eps = 0: built fresh they get the old init, whether their config
+    states it (base_eps: 0.0) or predates the key (LEGACY_DEFAULTS); loaded, every layer's eps is the trained value
+    stored in the weights file (the reference outputs are checked by load_model)."""
     from safetensors.torch import load_file
 
-    from dgl_hod.zoo import default_zoo
+    from dgl_hod.zoo import _legacy_defaults, default_zoo
 
     zoo = default_zoo()
     names = [n for n, e in zoo.entries.items() if e.arch == "hod-gnn"]
     assert names
     legacy = [n for n in names if "base_eps" not in zoo.model_info(n).config]
-    assert "hod-gnn-k1-zinc" in legacy
+    assert zoo.model_info("hod-gnn-k1-zinc").config.get("base_eps", 0.0) == 0.0
+    stripped = {k: v for k, v in zoo.model_info("hod-gnn-k1-zinc").config.items() if k != "base_eps"}
+    assert base_eps(create_model("hod-gnn", **{**_legacy_defaults("hod-gnn"), **stripped})) == 0.0
     for name in names:
         want = 0.0 if name in legacy else zoo.model_info(name).config["base_eps"]
         fresh_model = zoo.load_model(name, pretrained=False)

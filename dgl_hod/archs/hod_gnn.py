@@ -30,12 +30,13 @@ from typing import Any, ClassVar
 
 import dgl
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from .. import jets as jetlib
 from ..nn.base_mpnn import DEFAULT_EPS, INITS, BaseMPNN, GraphJets
+from ..nn.common import NORMS, mlp, task_head
 from ..nn.derivative_encoders import ENCODER_KINDS, JET_NORMS, TOTAL_ORDER_ENCODERS, DerivativeEncoder
-from ..nn.downstream import NORMS, DownstreamGNN
+from ..nn.downstream import DownstreamGNN
 from ..nn.encoders import CategoricalEncoder
 from .base import READOUTS, GraphConfig, GraphModel, readout
 from .registry import register_arch
@@ -273,7 +274,7 @@ class HODGNN(GraphModel):
             else None
         )
         combined = D + c.base_hidden_dim + (self.deriv_encoder.out_dim if self.deriv_encoder else 0)
-        self.combine = nn.Sequential(nn.Linear(combined, D), nn.SiLU(), nn.Linear(D, D))
+        self.combine = mlp(combined, D, D)
         self.downstream = DownstreamGNN(
             D,
             c.downstream_layers,
@@ -282,7 +283,7 @@ class HODGNN(GraphModel):
             norm=c.downstream_norm,
             dropout=c.dropout,
         )
-        self.head = nn.Sequential(nn.Linear(D, D), nn.SiLU(), nn.Dropout(c.dropout), nn.Linear(D, c.num_tasks))
+        self.head = task_head(D, c.num_tasks, "silu", c.dropout)
         self._init_rwse_input()
 
     # -- stages -------------------------------------------------------------------------------------------------------

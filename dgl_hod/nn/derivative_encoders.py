@@ -46,6 +46,8 @@ from torch import Tensor, nn
 
 from ..jets import MAX_ORDER, Selection
 from .base_mpnn import GraphJets
+from .common import activation as make_activation
+from .common import segment_ids, segment_reduce
 
 __all__ = [
     "JetRows",
@@ -94,11 +96,7 @@ class JetRows:
 
     def node_size(self) -> Tensor:
         """``(N,)`` size of each node's graph."""
-        return torch.repeat_interleave(self.graph_sizes, self.graph_sizes)
-
-
-def _graph_of_node(sizes: Tensor) -> Tensor:
-    return torch.repeat_interleave(torch.arange(len(sizes), device=sizes.device), sizes)
+        return self.graph_sizes[segment_ids(self.graph_sizes)]
 
 
 def tuple_multiplicity(members: Tensor) -> Tensor:
@@ -119,7 +117,7 @@ def jet_rows(jets: GraphJets, k: int) -> JetRows:
     """
     index, values, mult = jets.rows(k)
     sizes = jets.layout.graph_sizes
-    gnode = _graph_of_node(sizes)
+    gnode = segment_ids(sizes)
     return JetRows(values.flatten(1), index, gnode[index[:, 0]], sizes, jets.layout.num_nodes, mult)
 
 
@@ -133,14 +131,9 @@ def pure_jet_rows(jets: GraphJets, alpha: int) -> JetRows:
     index = layout.rows(1)
     values = layout.values(jets.components[(alpha,)], 1)
     sizes = layout.graph_sizes
-    gnode = _graph_of_node(sizes)
+    gnode = segment_ids(sizes)
     mult = values.new_ones(values.shape[0])
     return JetRows(values.flatten(1), index, gnode[index[:, 0]], sizes, layout.num_nodes, mult)
-
-
-def _segment_sum(values: Tensor, seg: Tensor, num: int) -> Tensor:
-    out = values.new_zeros(num, values.shape[1])
-    return out.index_add(0, seg, values)
 
 
 def normalize_jets(rows: JetRows, norm: str) -> JetRows:
@@ -150,7 +143,7 @@ def normalize_jets(rows: JetRows, norm: str) -> JetRows:
     x = rows.values
     if norm == "rms":
         k = rows.order
-        ss = _segment_sum(rows.multiplicity.unsqueeze(1) * x * x, rows.graph, len(rows.graph_sizes))
+        ss = segment_reduce(rows.multiplicity.unsqueeze(1) * x * x, rows.graph, len(rows.graph_sizes))
         denom = rows.graph_sizes.to(x.dtype).pow(k + 1).unsqueeze(1)
         scale = torch.sqrt(ss / denom + 1e-20)
         x = torch.asinh(x / scale[rows.graph])
@@ -178,7 +171,7 @@ def taylor_rows(jets: GraphJets, m: int, norm: str) -> JetRows:
     first = rows[0]
     scale = None
     if norm == "rms":
-        ss = _segment_sum(first.values * first.values, first.graph, len(first.graph_sizes))
+        ss = segment_reduce(first.values * first.values, first.graph, len(first.graph_sizes))
         scale = torch.sqrt(ss / first.graph_sizes.to(ss.dtype).pow(2).unsqueeze(1) + 1e-20)[first.graph]
     parts = []
     for a, r in enumerate(rows, start=1):
@@ -212,24 +205,9 @@ class ZeroMLP(nn.Module):
         return self.lin2(self.act(self.lin1(x)) - self.act(self.lin1.bias))
 
 
-def _activation(name: str) -> nn.Module:
-    acts = {
-        "silu": nn.SiLU,
-        "relu": nn.ReLU,
-        "gelu": nn.GELU,
-        "tanh": nn.Tanh,
-        "softplus": nn.Softplus,
-        "sigmoid": nn.Sigmoid,
-        "identity": nn.Identity,
-    }
-    if name not in acts:
-        raise ValueError(f"activation must be one of {sorted(acts)}, got {name!r}")
-    return acts[name]()
-
-
 def _pool(values: Tensor, target: Tensor, size_of_target: Tensor, power: int, num: int) -> Tensor:
     """``out[t] = sum_{rows -> t} values / n_t^power``."""
-    out = _segment_sum(values, target, num)
+    out = segment_reduce(values, target, num)
     return out / size_of_target.to(values.dtype).pow(power).unsqueeze(1)
 
 
@@ -251,7 +229,7 @@ class Order1Encoder(nn.Module):
         super().__init__()
         self.global_pool = global_pool
         parts = 3 if global_pool else 2
-        self.phi = ZeroMLP(in_dim, hidden_dim, parts * hidden_dim, _activation(activation))
+        self.phi = ZeroMLP(in_dim, hidden_dim, parts * hidden_dim, make_activation(activation))
         self.out = nn.Linear(in_dim + parts * hidden_dim, out_dim)
         self.hidden_dim = hidden_dim
 
@@ -269,7 +247,7 @@ class Order1Encoder(nn.Module):
         feats = [diag, _pool(f[:, :H], v, size, 1, n), _pool(f[:, H : 2 * H], u, size, 1, n)]
         if self.global_pool:
             glob = _pool(f[:, 2 * H :], rows.graph, rows.graph_sizes, 2, len(rows.graph_sizes))
-            feats.append(glob[_graph_of_node(rows.graph_sizes)])
+            feats.append(glob[segment_ids(rows.graph_sizes)])
         return self.out(torch.cat(feats, 1))
 
 
@@ -288,9 +266,9 @@ class Order2Encoder(nn.Module):
 
     def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, activation: str = "silu"):
         super().__init__()
-        self.phi_uu = ZeroMLP(in_dim, hidden_dim, hidden_dim, _activation(activation))
-        self.phi_vu = ZeroMLP(in_dim, hidden_dim, hidden_dim, _activation(activation))
-        self.phi_all = ZeroMLP(in_dim, hidden_dim, 2 * hidden_dim, _activation(activation))
+        self.phi_uu = ZeroMLP(in_dim, hidden_dim, hidden_dim, make_activation(activation))
+        self.phi_vu = ZeroMLP(in_dim, hidden_dim, hidden_dim, make_activation(activation))
+        self.phi_all = ZeroMLP(in_dim, hidden_dim, 2 * hidden_dim, make_activation(activation))
         self.out = nn.Linear(in_dim + 4 * hidden_dim, out_dim)
         self.hidden_dim = hidden_dim
 
@@ -311,7 +289,7 @@ class Order2Encoder(nn.Module):
         # rows stand for (u, w) and (w, u): weighted for the all-pairs pool; the transposed pool (over the first
         # marked node) gets row (t, u, w) at u and, when u != w, also at w
         off = (u != w).nonzero().squeeze(1)
-        transposed = _segment_sum(f[:, H:], u, n).index_add(0, w[off], f[off, H:])
+        transposed = segment_reduce(f[:, H:], u, n).index_add(0, w[off], f[off, H:])
         feats = [
             diag,
             _pool(self.phi_uu(x[uu]), v[uu], size, 1, n),
@@ -334,8 +312,8 @@ class Order3Encoder(nn.Module):
 
     def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, activation: str = "silu"):
         super().__init__()
-        self.phi_uuu = ZeroMLP(in_dim, hidden_dim, hidden_dim, _activation(activation))
-        self.phi_all = ZeroMLP(in_dim, hidden_dim, hidden_dim, _activation(activation))
+        self.phi_uuu = ZeroMLP(in_dim, hidden_dim, hidden_dim, make_activation(activation))
+        self.phi_all = ZeroMLP(in_dim, hidden_dim, hidden_dim, make_activation(activation))
         self.out = nn.Linear(in_dim + 2 * hidden_dim, out_dim)
 
     def reset_parameters(self) -> None:

@@ -29,6 +29,8 @@ import dgl.function as fn
 import torch
 from torch import Tensor
 
+from .common import segment_ids, segment_positions
+
 __all__ = ["DenseLayout", "SparseLayout", "expand_ranges", "grouped_product", "receptive_field_pairs"]
 
 
@@ -72,7 +74,7 @@ class DenseLayout:
         self.graph_sizes = counts
         self.offsets = torch.cumsum(counts, 0) - counts
         self.width = int(counts.max()) if len(counts) else 0
-        self.graph_of_node = torch.repeat_interleave(torch.arange(len(counts)), counts)
+        self.graph_of_node = segment_ids(counts)
         self.local_index = torch.arange(self.num_nodes) - self.offsets[self.graph_of_node]
         self._masks: dict[int, Tensor] = {}
         self._rows: dict[int, Tensor] = {}
@@ -151,11 +153,8 @@ def expand_ranges(lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor]:
     >>> expand_ranges(torch.tensor([0, 5]), torch.tensor([2, 6]))
     (tensor([0, 0, 1]), tensor([0, 1, 5]))
     """
-    counts = hi - lo
-    i = torch.repeat_interleave(torch.arange(len(lo)), counts)
-    first = torch.cumsum(counts, 0) - counts
-    j = torch.arange(len(i)) + torch.repeat_interleave(lo - first, counts)
-    return i, j
+    i, pos = segment_positions(hi - lo)
+    return i, lo[i] + pos
 
 
 def grouped_product(ptr_a: Tensor, ptr_b: Tensor) -> tuple[Tensor, Tensor]:
@@ -166,7 +165,7 @@ def grouped_product(ptr_a: Tensor, ptr_b: Tensor) -> tuple[Tensor, Tensor]:
     >>> grouped_product(torch.tensor([0, 2, 3]), torch.tensor([0, 1, 3]))
     (tensor([0, 1, 2, 2]), tensor([0, 0, 1, 2]))
     """
-    group_of_a = torch.repeat_interleave(torch.arange(len(ptr_a) - 1), ptr_a.diff())
+    group_of_a = segment_ids(ptr_a.diff())
     return expand_ranges(ptr_b[group_of_a], ptr_b[group_of_a + 1])
 
 
