@@ -6,7 +6,8 @@ Pipeline, for a batch of graphs with ``N`` nodes and ``B`` graphs:
     x_v &= \mathrm{Enc}_{node}(\text{ids}_v) \in \mathbb{R}^{D}, \qquad e_{wv} = \mathrm{Enc}_{edge}(\text{ids}_{wv}) \\
     h^{(T)}, \{D\} &= \mathrm{BaseMPNN.jets}_{k,m}(x + \textstyle\sum_j \epsilon_{\cdot,j} c_j,\ e)
         \quad (k = 1:\ D(\alpha)[v, u] = \partial^\alpha h^{(T)}_v / \partial\epsilon_u^\alpha,\ \alpha = 1..m) \\
-    z_v &= W_{in}\big[\, x_v \,\|\, h^{(T)}_v \,\|\, \mathrm{DerivEnc}(\{D\})_v \big] \\
+    z_v &= W_{in}\big[\, x_v \,\|\, h^{(T)}_v \,\|\, \mathrm{DerivEnc}(\{D\})_v
+        \,[\|\, U_{out}(D_{out})_v]\,[\|\, U_{layer}(\partial h^{(1..T)}_v/\partial\epsilon_v)] \big] \\
     z &= \mathrm{DownstreamGNN}(z, e), \qquad
     y_G = \mathrm{head}\big(\mathrm{READOUT}_{v \in G}\, z_v\big)
 
@@ -14,8 +15,11 @@ The derivative encoders (:mod:`dgl_hod.nn.derivative_encoders`) are equivariant 
 invariant to node permutations and trained end to end (the jets are differentiable functions of the base MPNN's
 weights).  ``k`` is the number of distinct marked nodes in a derivative and ``m`` the highest order in any one of
 them (the paper's k-HOD-GNN with max order m; :class:`~dgl_hod.jets.Selection`); ``m=0`` drops the jets (base MPNN +
-downstream GNN only): a 1-WL-bounded ablation.  The older key ``order=K`` (every derivative of total order
-``<= K``) means ``k=K, m=K, max_order=K``; ``order=0`` means ``m=0``.
+downstream GNN only): a 1-WL-bounded ablation.  Optional inputs (both off by default): the output derivatives
+:math:`D_{out}(\alpha)[u] = \partial^\alpha h_{out} / \partial\epsilon_u^\alpha` of the base's read-out
+(``output_derivatives``; the paper's ``U_out``) and the per-layer self-derivatives (``per_layer_derivatives``).
+The older key ``order=K`` (every derivative of total order ``<= K``) means ``k=K, m=K, max_order=K``; ``order=0``
+means ``m=0``.
 
 Featureless graphs (``node_feat=None``): every node gets category id 0
 (:func:`~dgl_hod.archs.base.constant_node_feat`); edges without features use GIN messages (``edge_vocab=None``).
@@ -35,7 +39,15 @@ from torch import Tensor
 from .. import jets as jetlib
 from ..nn.base_mpnn import DEFAULT_EPS, INITS, BaseMPNN, GraphJets
 from ..nn.common import NORMS, mlp, task_head
-from ..nn.derivative_encoders import ENCODER_KINDS, JET_NORMS, TOTAL_ORDER_ENCODERS, DerivativeEncoder
+from ..nn.derivative_encoders import (
+    ENCODER_KINDS,
+    JET_NORMS,
+    TOTAL_ORDER_ENCODERS,
+    DerivativeEncoder,
+    LayerDerivativeEncoder,
+    OutputDerivativeEncoder,
+    output_derivatives,
+)
 from ..nn.downstream import DownstreamGNN
 from ..nn.encoders import CategoricalEncoder
 from .base import READOUTS, GraphConfig, GraphModel, readout
@@ -84,6 +96,15 @@ class HODGNNConfig(GraphConfig):
             ``"joint"`` (``k = 1``: the joint Taylor encoder, which sees ``D(1)[v,u] .. D(m)[v,u]`` of each pair
             together with one per-graph scale shared by all orders;
             :func:`~dgl_hod.nn.derivative_encoders.taylor_rows`).
+        output_derivatives: add ``U_out(D_out)_u``, a DeepSets encoding of the output derivatives
+            ``d^alpha h_out / d eps_u^alpha``, ``alpha = 1..m``, of the base's graph
+            read-out (``readout`` of :math:`h^{(T)}`) to each node's features
+            (:func:`~dgl_hod.nn.derivative_encoders.output_derivatives`,
+            :class:`~dgl_hod.nn.derivative_encoders.OutputDerivativeEncoder`).  ``k = 1`` only.  Default off
+            (the zoo's entries have none).
+        per_layer_derivatives: add an MLP encoding of the first-order self-derivatives
+            ``d h_v^(t) / d eps_v`` of every base layer ``t = 1..T``
+            (:class:`~dgl_hod.nn.derivative_encoders.LayerDerivativeEncoder`).  Default off.
         downstream_layers: layers of the downstream GNN.
         downstream_norm: ``"batch"``, ``"layer"`` or ``"none"``.
         readout: ``"sum"`` or ``"mean"``.
@@ -107,6 +128,8 @@ class HODGNNConfig(GraphConfig):
     encoder_hidden_dim: int | None = None
     global_pool: bool = True
     deriv_encoder: str = "per-order"
+    output_derivatives: bool = False
+    per_layer_derivatives: bool = False
     downstream_layers: int = 4
     downstream_norm: str = "batch"
     readout: str = "sum"
@@ -210,6 +233,17 @@ class HODGNNConfig(GraphConfig):
                 f"deriv_encoder='joint' reads the pure derivatives D(1..m) of k=1, but the model has k={self.k}, "
                 f"m={self.m}; use k=1 with m >= 1, or deriv_encoder='per-order'"
             )
+        for key in ("output_derivatives", "per_layer_derivatives"):
+            if not isinstance(getattr(self, key), bool):
+                self._fail(f"{key} must be true or false, got {getattr(self, key)!r}")
+            if getattr(self, key) and selection is None:
+                self._fail(f"{key}=True needs derivatives, but m=0; use m >= 1 or {key}=False")
+        if self.output_derivatives and selection is not None and not selection.is_pure:
+            self._fail(
+                f"output_derivatives=True is implemented for k=1 only (for k >= 2 the mixed output derivatives are a "
+                f"tensor over tuples of marked nodes that needs a k-IGN encoder), but k={self.k}; use k=1, or "
+                f"output_derivatives=False"
+            )
         self.check_dropout()
 
 
@@ -273,7 +307,20 @@ class HODGNN(GraphModel):
             if self.selection is not None
             else None
         )
+        self.output_encoder = (
+            OutputDerivativeEncoder(
+                self.selection.total, enc_in, enc_hidden, D, "silu", jet_norm=c.jet_norm, global_pool=c.global_pool
+            )
+            if c.output_derivatives and self.selection is not None
+            else None
+        )
+        self.layer_encoder = (
+            LayerDerivativeEncoder(c.base_layers, enc_in, enc_hidden, D, "silu", jet_norm=c.jet_norm)
+            if c.per_layer_derivatives
+            else None
+        )
         combined = D + c.base_hidden_dim + (self.deriv_encoder.out_dim if self.deriv_encoder else 0)
+        combined += sum(enc.out_dim for enc in (self.output_encoder, self.layer_encoder) if enc is not None)
         self.combine = mlp(combined, D, D)
         self.downstream = DownstreamGNN(
             D,
@@ -290,8 +337,21 @@ class HODGNN(GraphModel):
     def jets(self, g: dgl.DGLGraph, node_feat: Tensor | None = None, edge_feat: Tensor | None = None) -> GraphJets:
         """The base MPNN's raw (un-normalised) jets of the model's selection (``k=1, m=1`` when ``m=0``)."""
         x, e = self.encode_inputs(g, node_feat, edge_feat)
+        return self.jets_of_inputs(g, x, e)
+
+    def jets_of_inputs(self, g: dgl.DGLGraph, x: Tensor, e: Tensor | None) -> GraphJets:
+        """The jets of encoded inputs ``x``, ``e`` (what :meth:`node_embed` reads)."""
         sel = self.selection or jetlib.Selection(1, 1)
-        return self.base.jets(g, x, e, k=sel.k, m=sel.m, max_order=sel.max_order, mode=self.config.jet_mode)
+        return self.base.jets(
+            g,
+            x,
+            e,
+            k=sel.k,
+            m=sel.m,
+            max_order=sel.max_order,
+            mode=self.config.jet_mode,
+            layer_diagonals=self.config.per_layer_derivatives,
+        )
 
     def node_embed(self, g: dgl.DGLGraph, node_feat: Tensor | None = None, edge_feat: Tensor | None = None) -> Tensor:
         """Node embeddings ``(N, hidden_dim)`` after the downstream GNN."""
@@ -300,10 +360,14 @@ class HODGNN(GraphModel):
             h = self.base(g, x, e)
             z = torch.cat([x, h], 1)
         else:
-            sel = self.selection
-            assert sel is not None
-            jets = self.base.jets(g, x, e, k=sel.k, m=sel.m, max_order=sel.max_order, mode=self.config.jet_mode)
-            z = torch.cat([x, jets.h, self.deriv_encoder(jets)], 1)
+            jets = self.jets_of_inputs(g, x, e)
+            feats = [x, jets.h, self.deriv_encoder(jets)]
+            if self.output_encoder is not None:
+                d_out = output_derivatives(jets, self.config.readout)
+                feats.append(self.output_encoder(d_out, jets.layout.graph_sizes))
+            if self.layer_encoder is not None:
+                feats.append(self.layer_encoder(jets))
+            z = torch.cat(feats, 1)
         return self.downstream(g, self.combine(z), e)
 
     def embed(self, g: dgl.DGLGraph, node_feat: Tensor | None = None, edge_feat: Tensor | None = None) -> Tensor:
@@ -320,7 +384,16 @@ class HODGNN(GraphModel):
                     emb.weight[:, 0] = 0.0
 
     def reset_parameters(self) -> None:
-        for m in (self.node_encoder, self.edge_encoder, self.base, self.deriv_encoder, self.downstream):
+        modules = (
+            self.node_encoder,
+            self.edge_encoder,
+            self.base,
+            self.deriv_encoder,
+            self.output_encoder,
+            self.layer_encoder,
+            self.downstream,
+        )
+        for m in modules:
             if m is not None:
                 m.reset_parameters()
         for seq in (self.combine, self.head):
@@ -334,5 +407,6 @@ class HODGNN(GraphModel):
         return (
             f"k={c.k}, m={c.m}, max_order={c.max_order}, base_layers={c.base_layers}, num_marks={c.num_marks}, "
             f"jet_mode={c.jet_mode}, "
-            f"jet_norm={c.jet_norm}, readout={c.readout}"
+            f"jet_norm={c.jet_norm}, readout={c.readout}, output_derivatives={c.output_derivatives}, "
+            f"per_layer_derivatives={c.per_layer_derivatives}"
         )

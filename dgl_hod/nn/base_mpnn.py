@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dgl
 import dgl.function as fn
@@ -28,9 +28,19 @@ from torch import Tensor, nn
 
 from .. import jets as jetlib
 from ..jets import JetLayout, Pattern, Selection
+from .common import segment_ids, segment_reduce
 from .layouts import DenseLayout, SparseLayout
 
-__all__ = ["DEFAULT_EPS", "INITS", "rwse_operating_point", "BaseMPNN", "GraphJets", "JetGINLayer", "JetMemoryError"]
+__all__ = [
+    "DEFAULT_EPS",
+    "INITS",
+    "rwse_operating_point",
+    "BaseMPNN",
+    "GraphJets",
+    "JetGINLayer",
+    "JetMemoryError",
+    "LayerDiagonal",
+]
 
 MODES = ("dense", "sparse")
 AGGREGATIONS = ("sum", "mean")
@@ -125,6 +135,33 @@ class JetGINLayer(nn.Module):
 
 
 @dataclass
+class LayerDiagonal:
+    r"""The first-order self-derivative of one base layer ``t`` (``BaseMPNN.jets(..., layer_diagonals=True)``).
+
+    Attributes:
+        diagonal: ``(N, r, C)``, :math:`\partial h^{(t)}_{v,c} / \partial\epsilon_{v,j}` (node ``v``'s response
+            to its own mark after ``t`` layers).
+        sum_squares: ``(B, r, C)``, :math:`\sum_{v, u \in G} (\partial h^{(t)}_{v,c} / \partial\epsilon_{u,j})^2`
+            per graph, over every pair (zeros outside the receptive field included): the scale of layer ``t``'s
+            whole first-order jet, for normalisation.
+    """
+
+    diagonal: Tensor
+    sum_squares: Tensor
+
+    @classmethod
+    def of(cls, layout: JetLayout, comp: Tensor) -> LayerDiagonal:
+        """Read a level-1 component through the layout's own reader (any layout)."""
+        rows = layout.rows(1)
+        values = layout.values(comp, 1)
+        sizes = layout.graph_sizes
+        on_diag = (rows[:, 0] == rows[:, 1]).nonzero().squeeze(1)
+        diag = values.new_zeros(layout.num_nodes, *values.shape[1:]).index_copy(0, rows[on_diag, 0], values[on_diag])
+        graph = segment_ids(sizes)[rows[:, 0]]
+        return cls(diag, segment_reduce(values * values, graph, len(sizes)))
+
+
+@dataclass
 class GraphJets:
     r"""Output of :meth:`BaseMPNN.jets`: the embeddings and the selected derivative components.
 
@@ -135,12 +172,16 @@ class GraphJets:
             \partial\epsilon_{w_q}^{a_q}` on level ``q`` (dense ``(N, P, .., P, r, C)``, sparse ``(M_q, r, C)``).
         layout: the :class:`~dgl_hod.jets.JetLayout` (dense or sparse).
         selection: the :class:`~dgl_hod.jets.Selection` ``(k, m, max_order)`` computed.
+        layer_diagonals: with ``jets(..., layer_diagonals=True)``, one :class:`LayerDiagonal` per base layer
+            ``t = 1..T`` (the first-order self-derivatives :math:`\partial h^{(t)}_v / \partial\epsilon_v`);
+            else empty.
     """
 
     h: Tensor
     components: dict[Pattern, Tensor]
     layout: JetLayout
     selection: Selection
+    layer_diagonals: list[LayerDiagonal] = field(default_factory=list)
 
     @property
     def order(self) -> int:
@@ -523,6 +564,7 @@ class BaseMPNN(nn.Module):
         max_order: int | None = None,
         order: int | None = None,
         max_memory_gb: float | None = None,
+        layer_diagonals: bool = False,
     ) -> GraphJets:
         r"""Embeddings and the selected derivative jets in one forward pass.
 
@@ -544,6 +586,9 @@ class BaseMPNN(nn.Module):
                 ``<= order`` (:meth:`GraphJets.dense`); exclusive with ``k``/``m``/``max_order``.
             max_memory_gb: refuse (:class:`JetMemoryError`) when the estimate of :meth:`jet_memory_bytes` exceeds
                 this; default 75% of the machine's RAM.
+            layer_diagonals: also record, after every layer ``t``, the first-order self-derivatives
+                :math:`\partial h^{(t)}_v / \partial\epsilon_v` and the per-graph scale of that layer's first-order
+                jet (:attr:`GraphJets.layer_diagonals`; the per-layer derivatives of issue 13).
 
         Example:
             >>> import dgl, torch
@@ -572,9 +617,12 @@ class BaseMPNN(nn.Module):
         first = layout.init_marks(directions)
         comps = {alpha: first if alpha == (1,) else layout.zeros(len(alpha), first) for alpha in selection.patterns}
         jet = jetlib.Jet(x, comps, layout)
+        diagonals = []
         for layer in self.layers:
             jet = layer.forward_jet(g, jet, e)
-        return GraphJets(jet.value, jet.comps, layout, selection)
+            if layer_diagonals:
+                diagonals.append(LayerDiagonal.of(layout, jet.comps[(1,)]))
+        return GraphJets(jet.value, jet.comps, layout, selection, diagonals)
 
     def extra_repr(self) -> str:
         return f"num_marks={self.num_marks}, init={self.init}"

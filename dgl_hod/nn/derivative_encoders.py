@@ -47,7 +47,7 @@ from torch import Tensor, nn
 from ..jets import MAX_ORDER, Selection
 from .base_mpnn import GraphJets
 from .common import activation as make_activation
-from .common import segment_ids, segment_reduce
+from .common import mlp, segment_ids, segment_reduce
 
 __all__ = [
     "JetRows",
@@ -63,6 +63,9 @@ __all__ = [
     "JET_NORMS",
     "taylor_rows",
     "ENCODER_KINDS",
+    "output_derivatives",
+    "OutputDerivativeEncoder",
+    "LayerDerivativeEncoder",
 ]
 
 JET_NORMS = ("rms", "asinh", "none")
@@ -438,3 +441,202 @@ class DerivativeEncoder(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.selection}, kind={self.kind}, jet_norm={self.jet_norm}"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Output derivatives (the paper's D_out and U_out) and per-layer self-derivatives
+# ---------------------------------------------------------------------------------------------------------------------
+OUTPUT_READOUTS = ("sum", "mean")
+
+
+def output_derivatives(jets: GraphJets, readout: str = "sum") -> Tensor:
+    r"""The output derivatives :math:`D_{out}(\alpha)[u] = \partial^\alpha h_{out} / \partial\epsilon_u^\alpha` of
+    the base's graph read-out :math:`h_{out} = \sum_{v \in G} h^{(T)}_v` (``"mean"``: divided by ``n``).
+
+    The read-out is linear, so the chain rule through it is a sum over the differentiated node:
+    :math:`D_{out}(\alpha)[u] = \sum_{v \in G(u)} D(\alpha)[v, u]` (``/ n`` for the mean), one segment sum over
+    the stored pair rows per order (sparse: only the receptive-field pairs, every other ``D[v, u]`` is zero; no
+    ``n x n`` tensor is formed).
+
+    For ``k >= 2`` the output derivatives of a mixed pattern :math:`(a_1..a_q)`,
+    :math:`\partial^{|\alpha|} h_{out} / \partial\epsilon_{u_1}^{a_1}\cdots\partial\epsilon_{u_q}^{a_q}
+    = \sum_v D(\alpha)[v, u_1..u_q]`, form a ``q``-tensor over tuples of marked nodes (the paper's ``k``-IGN
+    ``U_out``); they are not implemented, and such jets are refused.
+
+    Args:
+        jets: jets of a ``k = 1`` selection (pure orders ``1..m``), dense or sparse.
+        readout: ``"sum"`` or ``"mean"``: the graph read-out of the base node embeddings.
+
+    Returns:
+        ``(N, m, r, C)``: ``out[u, alpha - 1, j, c]`` :math:`= \partial^\alpha h_{out,c}(G(u)) /
+        \partial\epsilon_{u,j}^\alpha`.
+
+    Example:
+        >>> import dgl, torch
+        >>> from dgl_hod import BaseMPNN
+        >>> g = dgl.graph(([0, 1, 2], [1, 2, 0]))
+        >>> jets = BaseMPNN(4, 8, 2).jets(g, torch.randn(3, 4), k=1, m=3, mode="sparse")
+        >>> output_derivatives(jets).shape
+        torch.Size([3, 3, 1, 8])
+    """
+    if readout not in OUTPUT_READOUTS:
+        raise ValueError(f"output derivatives need a linear read-out, one of {OUTPUT_READOUTS}; got {readout!r}")
+    if not jets.selection.is_pure:
+        raise ValueError(
+            f"output derivatives are implemented for k = 1 (pure orders) only, but the jets hold "
+            f"({jets.selection}): for k >= 2 the mixed output derivatives are a tensor over tuples of marked nodes "
+            f"that needs a k-IGN encoder; compute the jets with k=1"
+        )
+    layout = jets.layout
+    u = layout.rows(1)[:, 1]
+    parts = []
+    for alpha in range(1, jets.selection.total + 1):
+        values = layout.values(jets.components[(alpha,)], 1)
+        parts.append(segment_reduce(values, u, layout.num_nodes))
+    out = torch.stack(parts, 1)
+    if readout == "mean":
+        size = layout.graph_sizes[segment_ids(layout.graph_sizes)]
+        out = out / size.to(out.dtype).view(-1, 1, 1, 1)
+    return out
+
+
+def _graph_of_nodes(graph_sizes: Tensor) -> Tensor:
+    return segment_ids(graph_sizes)
+
+
+class OutputDerivativeEncoder(nn.Module):
+    r"""``U_out``: a DeepSets encoder of the output derivatives, one node feature per marked node ``u``.
+
+    .. math::
+        x_u = \big\|_{\alpha=1}^{m} f\Big(\frac{D_{out}(\alpha)[u]}{\alpha!\, s_g^\alpha}\Big), \qquad
+        z_u = W\Big[\, x_u \;\big\|\; \phi(x_u) \;\big\|\; \tfrac1n \textstyle\sum_{w \in G} \psi(x_w) \Big]
+
+    with :math:`s_{g,c} = \sqrt{\frac1n \sum_u D_{out}(1)[u, c]^2 + 10^{-20}}` and ``f = asinh`` (``"rms"``: the
+    Taylor coefficients of a mark of size ``1/s`` on ``u``, one scale per graph and channel shared by every order,
+    as in :func:`taylor_rows`; invariant to the scale of the marking directions), ``"asinh"``: ``s = 1``, ``"none"``:
+    ``s = 1`` and no asinh.  ``phi``, ``psi``: two-layer MLPs; the mean term (``global_pool``) is the DeepSets pool.
+
+    Shapes: ``(N, m, r, C)`` from :func:`output_derivatives` -> ``(N, out_dim)``.
+    """
+
+    def __init__(
+        self,
+        m: int,
+        in_dim: int,
+        hidden_dim: int,
+        out_dim: int,
+        activation: str = "silu",
+        jet_norm: str = "rms",
+        global_pool: bool = True,
+    ):
+        super().__init__()
+        if jet_norm not in JET_NORMS:
+            raise ValueError(f"jet_norm must be one of {JET_NORMS}, got {jet_norm!r}")
+        self.m, self.jet_norm, self.global_pool = m, jet_norm, global_pool
+        parts = 2 if global_pool else 1
+        self.phi = mlp(m * in_dim, hidden_dim, parts * hidden_dim, activation)
+        self.out = nn.Linear(m * in_dim + parts * hidden_dim, out_dim)
+        self.hidden_dim, self.out_dim = hidden_dim, out_dim
+
+    def reset_parameters(self) -> None:
+        for mod in (*self.phi.children(), self.out):
+            if hasattr(mod, "reset_parameters"):
+                mod.reset_parameters()
+
+    def features(self, d_out: Tensor, graph_sizes: Tensor) -> Tensor:
+        """The normalised Taylor coefficients ``x`` ``(N, m*r*C)`` (the formula above)."""
+        if d_out.shape[1] != self.m:
+            raise ValueError(f"this encoder reads m={self.m} output-derivative orders, got {d_out.shape[1]}")
+        x = d_out.flatten(2)  # (N, m, r*C)
+        scale = None
+        if self.jet_norm == "rms":
+            graph = _graph_of_nodes(graph_sizes)
+            ss = segment_reduce(x[:, 0] * x[:, 0], graph, len(graph_sizes))
+            scale = torch.sqrt(ss / graph_sizes.clamp(min=1).to(x.dtype).unsqueeze(1) + 1e-20)[graph]
+        parts = []
+        for a in range(1, self.m + 1):
+            y = x[:, a - 1] / math.factorial(a)
+            if scale is not None:
+                y = y / scale**a
+            parts.append(torch.asinh(y) if self.jet_norm != "none" else y)
+        return torch.cat(parts, 1)
+
+    def forward(self, d_out: Tensor, graph_sizes: Tensor) -> Tensor:
+        x = self.features(d_out, graph_sizes)
+        H = self.hidden_dim
+        f = self.phi(x)
+        feats = [x, f[:, :H]]
+        if self.global_pool:
+            graph = _graph_of_nodes(graph_sizes)
+            pooled = segment_reduce(f[:, H:], graph, len(graph_sizes), "mean")
+            feats.append(pooled[graph])
+        return self.out(torch.cat(feats, 1))
+
+    def extra_repr(self) -> str:
+        return f"m={self.m}, jet_norm={self.jet_norm}, global_pool={self.global_pool}"
+
+
+class LayerDerivativeEncoder(nn.Module):
+    r"""Per-layer self-derivatives :math:`\partial h^{(t)}_v / \partial\epsilon_v` of every base layer
+    ``t = 1..T``, concatenated and encoded by a pointwise MLP (one reading of the paper's experiments).
+
+    .. math::
+        x_v = \big\|_{t=1}^{T} f\Big(\frac{\partial h^{(t)}_v / \partial\epsilon_v}{s^{(t)}_g}\Big), \qquad
+        z_v = \mathrm{MLP}(x_v), \qquad
+        s^{(t)}_{g,c} = \sqrt{\tfrac{1}{n^2} \textstyle\sum_{v,u \in G} (\partial h^{(t)}_{v,c} /
+            \partial\epsilon_u)^2 + 10^{-20}}
+
+    (``"rms"``, ``f = asinh``): each layer is divided by the RMS of its *whole* first-order jet (not of its
+    diagonal, which would erase the absolute value on vertex-transitive graphs), so the features are invariant
+    to the marking scale and bounded at any depth; no ``1/t!`` factor (the jets' scale changes geometrically with
+    depth by a model-dependent rate, which a fixed ``1/t!`` would not match and the RMS makes irrelevant).
+    ``"asinh"``: ``s = 1``; ``"none"``: ``s = 1``, no asinh.
+
+    Shapes: the :class:`~dgl_hod.nn.base_mpnn.GraphJets` of ``jets(..., layer_diagonals=True)`` ->
+    ``(N, out_dim)``.
+    """
+
+    def __init__(
+        self,
+        num_layers: int,
+        in_dim: int,
+        hidden_dim: int,
+        out_dim: int,
+        activation: str = "silu",
+        jet_norm: str = "rms",
+    ):
+        super().__init__()
+        if jet_norm not in JET_NORMS:
+            raise ValueError(f"jet_norm must be one of {JET_NORMS}, got {jet_norm!r}")
+        self.num_layers, self.jet_norm, self.out_dim = num_layers, jet_norm, out_dim
+        self.mlp = mlp(num_layers * in_dim, hidden_dim, out_dim, activation)
+
+    def reset_parameters(self) -> None:
+        for mod in self.mlp.children():
+            if hasattr(mod, "reset_parameters"):
+                mod.reset_parameters()
+
+    def features(self, jets: GraphJets) -> Tensor:
+        """The normalised per-layer diagonals ``x`` ``(N, T*r*C)`` (the formula above)."""
+        layers = jets.layer_diagonals
+        if len(layers) != self.num_layers:
+            raise ValueError(
+                f"this encoder reads the self-derivatives of {self.num_layers} base layers, the jets hold "
+                f"{len(layers)}; compute them with BaseMPNN.jets(..., layer_diagonals=True)"
+            )
+        sizes = jets.layout.graph_sizes
+        graph = _graph_of_nodes(sizes)
+        parts = []
+        for layer in layers:
+            x = layer.diagonal.flatten(1)
+            if self.jet_norm == "rms":
+                n2 = sizes.clamp(min=1).to(x.dtype).pow(2).unsqueeze(1)
+                x = x / torch.sqrt(layer.sum_squares.flatten(1) / n2 + 1e-20)[graph]
+            parts.append(torch.asinh(x) if self.jet_norm != "none" else x)
+        return torch.cat(parts, 1)
+
+    def forward(self, jets: GraphJets) -> Tensor:
+        return self.mlp(self.features(jets))
+
+    def extra_repr(self) -> str:
+        return f"num_layers={self.num_layers}, jet_norm={self.jet_norm}"
