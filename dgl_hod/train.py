@@ -21,11 +21,19 @@ weights of the best validation epoch are kept, and the test metric *at that epoc
 and the cosine runs over the planned epochs. Before each later epoch the trainer stops if the mean epoch time so
 far would overrun the budget.
 
-**Checkpoints.** After every epoch ``out_dir/checkpoint.safetensors`` is rewritten atomically: the model, the
-optimizer's tensors, the best weights and the RNG states (as uint8 tensors) in safetensors, everything else as JSON
-in its metadata. Nothing is ever unpickled; an old pickle ``checkpoint.pt`` is refused, never opened.
+**Checkpoints.** After every epoch ``out_dir/checkpoint.safetensors`` is rewritten atomically: tensors in
+safetensors, everything else as JSON in its metadata; nothing is ever unpickled (:mod:`dgl_hod.checkpoint`).
 ``resume=True`` continues bit for bit (a killed run loses at most the epoch in progress). The epoch's batches are a
-function of ``(seed, epoch)`` only (:func:`epoch_batches`), which a distributed sampler can shard by rank.
+function of ``(seed, epoch)`` only (:func:`epoch_batches`), and each epoch reseeds the RNGs from ``(seed, epoch,
+rank)`` (:func:`seed_epoch`).
+
+**Data-parallel.** ``--nproc N`` (spawned workers) or ``torchrun --nproc_per_node N -m dgl_hod.train``: every
+process trains a DDP replica on its part of each global batch of ``batch_size`` graphs, BatchNorm statistics are
+synchronised, evaluation is sharded and gathered, rank 0 alone writes (:mod:`dgl_hod.distributed`). A checkpoint
+holds no per-rank state, so a run resumes with any number of processes.
+
+**Device and dtype.** ``--device cpu|cuda[:i]`` (a CPU-only DGL is refused at once) and ``--dtype
+float32|float64``: the model is moved/cast once, batches follow it, nothing else picks a device or a dtype.
 
 **Run folder.** One trainer at a time: an exclusive lock (``out_dir/.lock``, holding the pid); a folder that holds
 finished outputs is not started over unless ``overwrite=True``.
@@ -39,7 +47,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import fcntl
 import json
 import math
 import os
@@ -57,6 +64,23 @@ import torch
 from torch import Tensor, nn
 
 from .archs.build import build_model, check_vocab_fits, fill_config
+from .checkpoint import (  # noqa: F401 (re-exported: dgl_hod.train keeps its public names)
+    CHECKPOINT,
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    LEGACY_CHECKPOINT,
+    LOCK_FILE,
+    OUTPUTS,
+    CheckpointError,
+    RunLock,
+    RunLockedError,
+    RunState,
+    _legacy_message,
+    _load_checkpoint,
+    _set_rng,
+    prepare_out_dir,
+    save_checkpoint,
+)
 from .datasets import Evaluator, GraphDataset
 from .distributed import DistContext, WorkerError, gather_rows, in_launched_worker, resolve_device, spawn
 from .evaluation import check_batch_size, check_fold, evaluate, outputs_to_predictions
@@ -64,6 +88,7 @@ from .utils import atomic_write_bytes, did_you_mean
 
 __all__ = [
     "CHECKPOINT",
+    "DTYPES",
     "CheckpointError",
     "Recipe",
     "RunLock",
@@ -73,6 +98,7 @@ __all__ = [
     "epoch_batches",
     "evaluate",
     "load_splits",
+    "loss_terms",
     "lr_factor",
     "machine_string",
     "main",
@@ -80,17 +106,12 @@ __all__ = [
     "plan_epochs",
     "restore_or_start",
     "run_epoch",
+    "seed_epoch",
     "set_threads",
     "train",
     "validation_split",
 ]
 
-CHECKPOINT = "checkpoint.safetensors"
-LEGACY_CHECKPOINT = "checkpoint.pt"  # pickle checkpoints of dgl-hod <= 0.x: refused, never opened
-CHECKPOINT_FORMAT = "dgl_hod.train checkpoint"
-CHECKPOINT_VERSION = 2
-LOCK_FILE = ".lock"
-OUTPUTS = ("record.json", "best.safetensors")
 
 #: test-only hook: stop (as if killed) once this many epochs ran in one call, after their checkpoint is written
 _STOP_AFTER_EPOCHS: int | None = None
@@ -98,14 +119,6 @@ _STOP_AFTER_EPOCHS: int | None = None
 _FOLDER_READY = False
 #: the ``dtype`` recipe values
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint could not be read (truncated, corrupt, a pickle file) or does not belong to this run."""
-
-
-class RunLockedError(RuntimeError):
-    """Another live process is training in the same run folder."""
 
 
 class _SimulatedKill(Exception):
@@ -444,135 +457,8 @@ def loss_terms(loss_name: str, y: Tensor) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# step 3: state, checkpoints, restore or start
+# step 3: restore or start (state, checkpoints and the run folder: dgl_hod/checkpoint.py)
 # ---------------------------------------------------------------------------------------------------------------------
-@dataclass
-class RunState:
-    """Everything that changes while a run trains (JSON-ready except ``best_state``, the best weights)."""
-
-    epoch: int = 0
-    step: int = 0
-    planned_epochs: int | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best: dict[str, Any] | None = None
-    elapsed_s: float = 0.0
-    plan_rule: str | None = None
-    sessions: list[dict[str, Any]] = field(default_factory=list)
-    best_state: dict[str, Tensor] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON part (no tensors)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "best_state"}
-
-
-def _rng_tensors() -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """The torch, numpy and python RNG states: bit arrays as uint8 tensors, small scalars as JSON."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    version, internal, gauss_next = random.getstate()
-    tensors = {
-        "rng/torch": torch.get_rng_state(),
-        "rng/numpy": torch.from_numpy(np.asarray(keys, dtype="<u4").view(np.uint8).copy()),
-        "rng/python": torch.from_numpy(np.asarray(internal, dtype="<u4").view(np.uint8).copy()),
-    }
-    scalars = {"numpy": [name, int(pos), int(has_gauss), float(cached)], "python": [version, gauss_next]}
-    return tensors, scalars
-
-
-def _set_rng(tensors: Mapping[str, Tensor], scalars: Mapping[str, Any]) -> None:
-    torch.set_rng_state(tensors["rng/torch"])
-    name, pos, has_gauss, cached = scalars["numpy"]
-    keys = tensors["rng/numpy"].numpy().view("<u4").astype(np.uint32)
-    np.random.set_state((name, keys, pos, has_gauss, cached))
-    version, gauss_next = scalars["python"]
-    random.setstate((version, tuple(int(x) for x in tensors["rng/python"].numpy().view("<u4")), gauss_next))
-
-
-def _optimizer_split(opt: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """An optimizer state dict as tensors (``optim/<param>/<name>``) and JSON (groups, non-tensor values)."""
-    sd = opt.state_dict()
-    tensors, scalars = {}, {}
-    for index, per_param in sd["state"].items():
-        for key, value in per_param.items():
-            if isinstance(value, Tensor):
-                tensors[f"optim/{index}/{key}"] = value.detach().to("cpu", copy=True).contiguous()
-            else:
-                scalars[f"{index}/{key}"] = value
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
-
-
-def _optimizer_join(tensors: Mapping[str, Tensor], meta: Mapping[str, Any]) -> dict[str, Any]:
-    state: dict[int, dict[str, Any]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optim/"):
-            _, index, name = key.split("/", 2)
-            state.setdefault(int(index), {})[name] = value
-    for key, value in meta["scalars"].items():
-        index, name = key.split("/", 1)
-        state.setdefault(int(index), {})[name] = value
-    return {"state": state, "param_groups": meta["param_groups"]}
-
-
-def save_checkpoint(
-    path: Path, run_args: Mapping[str, Any], model: nn.Module, opt: torch.optim.Optimizer, state: RunState
-) -> None:
-    """Write the checkpoint atomically: tensors in safetensors, the rest as JSON in its metadata (no pickle)."""
-    from safetensors.torch import save
-
-    rng_tensors, rng_scalars = _rng_tensors()
-    opt_tensors, opt_meta = _optimizer_split(opt)
-    tensors = {f"model/{k}": v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
-    tensors.update({f"best/{k}": v.detach().cpu().contiguous() for k, v in (state.best_state or {}).items()})
-    tensors.update(opt_tensors)
-    tensors.update(rng_tensors)
-    meta = {"run_args": run_args, "state": state.to_json(), "optimizer": opt_meta, "rng": rng_scalars}
-    metadata = {"format": CHECKPOINT_FORMAT, "version": str(CHECKPOINT_VERSION), "json": json.dumps(meta)}
-    atomic_write_bytes(path, save(tensors, metadata=metadata))
-
-
-def _load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` (safetensors + JSON; never unpickles anything).
-
-    Returns ``{"run_args", "model", "optimizer", "state" (RunState), "rng"}``; ``optimizer`` is a torch
-    optimizer state dict.
-    """
-    from safetensors import safe_open
-
-    if Path(path).name == LEGACY_CHECKPOINT or Path(path).suffix != ".safetensors":
-        raise CheckpointError(_legacy_message(Path(path)))
-    fix = "delete it to start over (or pass --overwrite), or run without --resume in a new --out"
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
-    except Exception as exc:  # safetensors' own errors on truncated or malformed files
-        raise CheckpointError(
-            f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}: {exc}); {fix}"
-        ) from exc
-    if metadata.get("format") != CHECKPOINT_FORMAT or metadata.get("version") != str(CHECKPOINT_VERSION):
-        raise CheckpointError(f"{path} is not a {CHECKPOINT_FORMAT} (version {CHECKPOINT_VERSION}); {fix}")
-    try:
-        meta = json.loads(metadata["json"])
-        best = {k[5:]: v for k, v in tensors.items() if k.startswith("best/")}
-        return {
-            "version": CHECKPOINT_VERSION,
-            "run_args": dict(meta["run_args"]),
-            "model": {k[6:]: v for k, v in tensors.items() if k.startswith("model/")},
-            "optimizer": _optimizer_join(tensors, meta["optimizer"]),
-            "rng": (tensors, meta["rng"]),
-            "state": RunState(**meta["state"], best_state=best or None),
-        }
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {path} is truncated or corrupt (metadata: {exc!r}); {fix}") from exc
-
-
-def _legacy_message(path: Path) -> str:
-    return (
-        f"{path} is a pickle checkpoint (written by an older dgl-hod); it is not loaded, because unpickling a file "
-        f"can run arbitrary code. Start the run again: pass --overwrite (overwrite=True) to delete it, or use a new "
-        f"--out"
-    )
-
-
 def restore_or_start(
     out: Path, setup: ModelSetup, opt: torch.optim.Optimizer, run_args: Mapping[str, Any], resume: bool
 ) -> RunState:
@@ -600,86 +486,6 @@ def restore_or_start(
     opt.load_state_dict(ckpt["optimizer"])
     _set_rng(*ckpt["rng"])
     return ckpt["state"]
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# the run folder: lock and outputs
-# ---------------------------------------------------------------------------------------------------------------------
-class RunLock:
-    """An exclusive lock on a run folder: ``folder/.lock`` holds the owner's pid under a kernel ``flock``.
-
-    The kernel releases the lock when its holder exits, however it exits (``kill -9`` included), so a lock file
-    left by a dead process is simply taken over; a live holder makes :meth:`acquire` raise :class:`RunLockedError`
-    naming its pid. The file is left in place (removing it would race with a process about to lock it).
-
-    Example:
-        >>> import tempfile
-        >>> with RunLock(tempfile.mkdtemp()) as lock:
-        ...     lock.path.read_text().strip() == str(os.getpid())
-        True
-    """
-
-    def __init__(self, folder: str | os.PathLike):
-        self.folder = Path(folder)
-        self.path = self.folder / LOCK_FILE
-        self._fd: int | None = None
-
-    def acquire(self) -> RunLock:
-        """Take the lock (creating the folder) or raise :class:`RunLockedError`."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise RunLockedError(
-                f"{self.folder} is in use by another training process (pid {holder}, lock {self.path}); wait for "
-                f"it to finish, or train into another --out"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
-        return self
-
-    def release(self) -> None:
-        """Give the lock up (idempotent)."""
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-    def __enter__(self) -> RunLock:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-def prepare_out_dir(out: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse to clobber a run folder: a checkpoint needs ``resume`` (or ``overwrite``), finished outputs need
-    ``overwrite`` (or ``resume`` of their checkpoint). ``overwrite`` deletes the previous outputs first.
-    """
-    if resume and overwrite:
-        raise ValueError("--resume continues the run in --out and --overwrite starts it over: pass one of them")
-    legacy, ckpt = out / LEGACY_CHECKPOINT, out / CHECKPOINT
-    finished = [name for name in OUTPUTS if (out / name).exists()]
-    if overwrite:
-        for path in (legacy, ckpt, *(out / name for name in OUTPUTS)):
-            path.unlink(missing_ok=True)
-        return
-    if legacy.exists():
-        raise CheckpointError(_legacy_message(legacy))
-    if ckpt.exists() and not resume:
-        raise FileExistsError(
-            f"{ckpt} exists: pass resume=True (--resume) to continue that run, overwrite=True (--overwrite) to "
-            f"start it over, or use a new out_dir (--out)"
-        )
-    if finished and not (resume and ckpt.exists()):
-        raise FileExistsError(
-            f"{out} holds a finished run ({', '.join(finished)}); pass overwrite=True (--overwrite) to replace it, "
-            f"or use a new out_dir (--out)"
-        )
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -806,13 +612,15 @@ def _evaluate(run: _Run, ds: GraphDataset, batch_size: int) -> float:
 def run_epoch(run: _Run, recipe: Recipe, state: RunState) -> dict[str, Any]:
     """Train one epoch (batches of :func:`epoch_batches`, lr set per step), then evaluate val and test.
 
-    Returns the epoch's history entry (``train_loss``, ``val``, ``test``, ``lr_end``, times); updates ``state``'s
+    Returns the epoch's history entry (``train_loss``, ``val``, ``test``, ``lr_end``, wall times, ``train_cpu_s``:
+    the CPU seconds of training summed over threads and processes); updates ``state``'s
     step, epoch, history, best and best weights.
     """
-    t0 = time.time()
+    t0, cpu0 = time.time(), time.process_time()
     seed_epoch(recipe.seed, state.epoch, run.ctx.rank)
     losses, counts, factor = _train_steps(run, recipe, state)
     train_time = time.time() - t0
+    train_cpu = run.ctx.all_sum([time.process_time() - cpu0])[0]  # CPU seconds of all threads of all processes
     val = _evaluate(run, run.splits.val, recipe.eval_batch_size)
     test = _evaluate(run, run.splits.test, recipe.eval_batch_size)
     state.epoch += 1
@@ -823,6 +631,7 @@ def run_epoch(run: _Run, recipe: Recipe, state: RunState) -> dict[str, Any]:
         "test": test,
         "lr_end": recipe.lr * factor,
         "train_time_s": train_time,
+        "train_cpu_s": train_cpu,
         "time_s": time.time() - t0,
     }
     state.history.append(entry)
