@@ -39,10 +39,13 @@ many).  All ratios come from one invocation.  Part B (``--scaling``): sparse mod
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -54,6 +57,8 @@ import dgl  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 from torch.func import jacfwd, jvp, vmap  # noqa: E402
+
+from dgl_hod.utils import atomic_write_bytes  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _isolated import exit_with_parent, peak_bytes, rss_bytes, run_in_subprocess  # noqa: E402
@@ -558,13 +563,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     out_dir = args.out or (RESULTS / ("quick" if args.quick else ""))
     out_dir.mkdir(parents=True, exist_ok=True)
     cmp_graphs = [0, 1, 2]
+    cmp_dir = Path(tempfile.mkdtemp(prefix="bench_jets_"))  # per-setting blocks for the cross-check
+    atexit.register(shutil.rmtree, cmp_dir, True)
     common = dict(threads=args.threads, num_graphs=args.num_graphs, depth=args.depth, repeats=args.repeats)
     common["budget"] = args.budget
 
     rows_a = []
     settings = engine_settings(args.widths, args.orders, args.full)
     for i, s in enumerate(settings):
-        path = out_dir / f".cmp_{i}.pt"
+        path = cmp_dir / f"{i}.pt"
         task = dict(part="A", hidden=s.pop("width"), act="auto", compare_path=str(path), **common, **s)
         task["compare_graphs"] = cmp_graphs
         r = _run_watching_load(task)
@@ -581,15 +588,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             for j, q in enumerate(rows_a)
             if q["method"] == "dgl-hod sparse" and (q["hidden"], q["order"]) == (r["hidden"], r["order"])
         )
-        ref = torch.load(out_dir / f".cmp_{ref_i}.pt")
-        got = torch.load(out_dir / f".cmp_{i}.pt")
+        ref = torch.load(cmp_dir / f"{ref_i}.pt")
+        got = torch.load(cmp_dir / f"{i}.pt")
         r["max_rel_diff"] = max(
             float((a - b).abs().max() / b.abs().max().clamp(min=1e-30))
             for ga, gb in zip(got, ref)
             for a, b in zip(ga, gb)
         )
-    for f in out_dir.glob(".cmp_*.pt"):
-        f.unlink()
 
     rows_b = []
     if args.scaling:
@@ -616,9 +621,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     cmd = " ".join(["python benchmarks/bench_jets.py", *(argv if argv is not None else sys.argv[1:])])
     text = render(rows_a, rows_b, cmd, machine, args)
-    (out_dir / "jets.md").write_text(text)
+    atomic_write_bytes(out_dir / "jets.md", text.encode())
     payload = {"command": cmd, "machine": machine, "engine": rows_a, "sparse_scaling": rows_b}
-    (out_dir / "jets.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    atomic_write_bytes(out_dir / "jets.json", (json.dumps(payload, indent=2, default=str) + "\n").encode())
     print()
     print(text)
     return 0
