@@ -309,7 +309,9 @@ class SparseLayout:
         return like.new_zeros(len(self.owner[level]), *like.shape[-2:])
 
     def expand(self, node_values: Tensor, level: int) -> Tensor:
-        return node_values[self.owner[level]].unsqueeze(-2)
+        # index_select, not advanced indexing: same values, a faster kernel and backward (measured 1.16-1.22x
+        # end to end, benchmarks/results/jets.md)
+        return node_values.index_select(0, self.owner[level]).unsqueeze(-2)
 
     def _sub_rows(self, level: int, slots: tuple[int, ...]) -> Tensor:
         """Row of the sub-tuple ``(owner, w_slots)`` for every level-``level`` row (cached per layout)."""
@@ -320,10 +322,10 @@ class SparseLayout:
         return self._sub_row_cache[level, slots]
 
     def place(self, comp: Tensor, slots: tuple[int, ...], level: int) -> Tensor:
-        return comp if slots == tuple(range(level)) else comp[self._sub_rows(level, tuple(slots))]
+        return comp if slots == tuple(range(level)) else comp.index_select(0, self._sub_rows(level, tuple(slots)))
 
     def edge_weights(self, edge_values: Tensor, level: int) -> Tensor:
-        return edge_values[self.edge_ids[level]] if level > 0 else edge_values
+        return edge_values.index_select(0, self.edge_ids[level]) if level > 0 else edge_values
 
     def aggregate(self, comp: Tensor, level: int, edge_weight: Tensor | None = None) -> Tensor:
         return _aggregate(self.tuple_graphs[level], comp, edge_weight)
