@@ -3,6 +3,7 @@
 dgl-hod list [PATTERN] [--json]
 dgl-hod info NAME [--json]
 dgl-hod eval NAME [--split test] [--json] [--tolerance 1e-4]   # recompute the metric; exit 1 if != zoo.yaml
+dgl-hod predict MODEL --data CSV [--smiles-column COL] [--out FILE]   # your molecules (docs/own-data.md)
 dgl-hod train ARCH --dataset D [--config JSON] [--time-budget S] --out DIR [--resume]
 dgl-hod finetune NAME --dataset D --out DIR [--freeze base] [--body-lr-scale 0.1] [--time-budget S]
 dgl-hod bench [--quick]                            # derivative-jet benchmark (benchmarks/bench_jets.py)
@@ -25,6 +26,7 @@ import runpy
 import sys
 from pathlib import Path
 
+from . import own_data
 from . import zoo as zoo_registry
 from .resources import PACKAGE_DIR, in_checkout
 from .zoo import ZooEntry
@@ -133,6 +135,7 @@ def evaluate_entry(
     if batch_size < 1:
         raise CLIError(f"--batch-size {batch_size}: give a positive number of graphs per batch, e.g. 128")
     entry = zoo_registry.model_info(name)
+    own_data.register_entry_data(entry)  # fine-tuned on the user's molecules: re-read its table
     model = zoo_registry.load_model(name)
     fold = entry.recipe.get("fold") if split not in (None, "all") else None  # csl/mutag/proteins: the entry's fold
     result = evaluate(model, entry.dataset, split, fold=fold, batch_size=batch_size, progress=progress)
@@ -159,6 +162,8 @@ def _disagreement(res: dict) -> str:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if getattr(args, "data", None):  # the user's molecules (docs/own-data.md)
+        return own_data.cmd_eval_data(args)
     if not (args.tolerance >= 0 and math.isfinite(args.tolerance)):
         raise CLIError(f"--tolerance {args.tolerance}: give a finite number >= 0, e.g. 1e-4")
     res = evaluate_entry(args.name, args.split, args.batch_size, progress=not args.json, tolerance=args.tolerance)
@@ -315,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"largest accepted |recomputed - zoo.yaml| (default {EVAL_TOLERANCE:g})",
     )
     s.add_argument("--json", action="store_true")
+    own_data.add_data_arguments(s)  # eval MODEL --data CSV --label-columns ...: the metric on your molecules
+    own_data.add_predict_parser(sub)
     sub.add_parser("train", help="train an architecture (dgl-hod train --help)", add_help=False)
     sub.add_parser("finetune", help="fine-tune a zoo model (dgl-hod finetune --help)", add_help=False)
     sub.add_parser("bench", help="derivative-jet benchmark (source checkout)", add_help=False)
@@ -385,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
             "demo": cmd_demo,
             "package": cmd_package,
             "report": cmd_report,
+            "predict": own_data.cmd_predict,
         }
         return simple[args.command](args)
     except _user_errors() as exc:

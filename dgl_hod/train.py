@@ -995,7 +995,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--finetune", default=None, metavar="ZOO_MODEL", help="start from a pretrained zoo model")
     p.add_argument("--freeze", default=None, help="with --finetune: base, encoder, all-but-head or a prefix")
     p.add_argument("--body-lr-scale", type=float, default=1.0, help="with --finetune: lr of all but the head = lr * s")
-    p.add_argument("--dataset", required=True, help="a registered dataset (python -m dgl_hod.datasets list)")
+    p.add_argument(
+        "--dataset", default=None, help="a registered dataset (python -m dgl_hod.datasets list), or --data CSV"
+    )
     p.add_argument("--config", default="{}", help="JSON object of architecture config keys")
     p.add_argument("--out", required=True, help="the run folder (checkpoint, best weights, record.json)")
     p.add_argument("--time-budget", type=float, default=None, help="seconds; alone, the plan is fixed after epoch 1")
@@ -1026,6 +1028,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-eval-graphs", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--json", action="store_true", help="print the final summary as one JSON line (for scripts)")
+    from .own_data import add_data_arguments
+
+    add_data_arguments(p, featurizer=True)
     return p
 
 
@@ -1092,6 +1097,12 @@ def main(argv: list[str] | None = None) -> int:
     if not isinstance(config, dict):
         p.error(f"--config must be a JSON object of config keys, e.g. '{{\"hidden_dim\": 64}}'; got {a.config!r}")
     try:
+        if a.data is not None or a.dataset is None:  # the user's molecules (docs/own-data.md)
+            from .own_data import dataset_from_args
+
+            if a.data is None:
+                raise ValueError("give --dataset NAME or --data CSV (your molecules, see docs/own-data.md)")
+            a.dataset = dataset_from_args(a)
         recipe = _recipe_from_args(a)
         rec = train(
             a.arch, a.dataset, config, a.out, recipe, resume=a.resume, overwrite=a.overwrite, progress=not a.no_progress

@@ -776,6 +776,7 @@ def _verified_run(run: Path, tolerance: float, require_full_train: bool) -> tupl
     from .archs import make_config
     from .datasets import load_dataset
     from .evaluation import check_fold, evaluate
+    from .own_data import register_run_data
     from .train import validation_split
 
     record_path, weights_path = run / "record.json", run / "best.safetensors"
@@ -783,6 +784,7 @@ def _verified_run(run: Path, tolerance: float, require_full_train: bool) -> tupl
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: give the --out folder of a finished `dgl-hod train` run")
     record = json.loads(record_path.read_text())
+    register_run_data(run, record)  # a run on the user's molecules: re-read its table (data.json)
     dataset, data = record["dataset"], dict(record.get("data", {}))
     with safe_open(str(weights_path), framework="pt") as f:
         trained = json.loads((f.metadata() or {}).get("data", "null")) or {}
@@ -1068,6 +1070,7 @@ def package_run(
     :meth:`Zoo.read_history`), so ``dgl-hod report`` can redraw the curves from the repository alone.
     """
     from .datasets import get_info
+    from .own_data import reference_dataset, run_data_recipe
 
     zoo = zoo or default_zoo()
     zoo.check_new_name(name, replace=replace)  # naming scheme; an existing entry needs replace=True
@@ -1109,6 +1112,7 @@ def package_run(
         recipe["fold"] = fold
     if origin:
         recipe["finetuned_from"] = origin
+    recipe.update(run_data_recipe(runs[0], recipe["command"]))  # user molecules: the table's spec, --data command
     if len(verified) > 1:
         recipe["epochs_run_per_seed"] = [rec_i["recipe"]["epochs_run"] for rec_i, *_ in verified]
     peak = verified[0][0]["timing"].get("peak_rss_mib")
@@ -1132,7 +1136,8 @@ def package_run(
             metrics[split]["fold"] = fold
     info = get_info(record["dataset"])
     ref_split = "test" if fold is None else "all"  # a fold dataset's "test" needs a fold; "all" does not
-    ref = reference_output(model, record["dataset"], ref_split, REFERENCE_INDICES)
+    ref_dataset = reference_dataset(record["dataset"])  # user molecules: a shipped set with their featurisation
+    ref = reference_output(model, ref_dataset, ref_split, REFERENCE_INDICES)
     entry = ZooEntry(
         name=name,
         arch=record["arch"],
@@ -1148,6 +1153,7 @@ def package_run(
         license="MIT",
         paper=PAPERS.get(record["arch"], ""),
         reference={
+            **({"dataset": ref_dataset} if ref_dataset != record["dataset"] else {}),
             "split": ref_split,
             "indices": REFERENCE_INDICES,
             "output": [[round(float(v), 6) for v in row] for row in ref.tolist()],

@@ -6,8 +6,10 @@ split files were built by OGB's own ``smiles2graph`` / the ZINC recipe under RDK
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
+import re
 import sys
 import warnings
 
@@ -266,6 +268,12 @@ def test_from_graphs_checks():
         UserDataError, match=r"graph 1: node feature column 0 has id 30, outside the vocabulary \(28,\)"
     ):
         from_graphs([good[0], big], [0.0, 1.0], node_vocab=(28,), split=None)
+    from dgl_hod.datasets.graphs import PackedGraphs
+    from dgl_hod.datasets.user import check_graphs
+
+    outside = PackedGraphs.from_edge_lists([2, 3], [np.array([[0, 1], [1, 0]]), np.array([[0, 3], [3, 0]])])
+    with pytest.raises(UserDataError, match=r"graph 1: an edge refers to a node id outside 0\.\.2 \(it has 3 nodes\)"):
+        check_graphs(outside, None, None)
     flt = _path_graph(3, torch.rand(3, 4))
     with pytest.raises(UserDataError, match=r"graph 0: ndata\['feat'\] is torch.float32.*integer category ids"):
         from_graphs([flt], [0.0], split=None)
@@ -448,3 +456,207 @@ def test_the_docs_example_runs(tmp_path, monkeypatch):
     assert pred.columns.tolist() == ["row", "smiles", "active_probability"] and pred["row"].tolist() == [0, 1, 3]
     assert pd.read_csv(tmp_path / "predictions.skipped.csv")["row"].tolist() == [2]
     assert len(namespace["ds"]) == 50 and namespace["record"]["dataset"] == "my-assay"
+
+
+# --- command line: dgl-hod predict / finetune --data / eval --data ----------------------------------------------
+@pytest.fixture
+def clean_registry():
+    from dgl_hod.datasets.user import registered_datasets
+
+    yield
+    for n in registered_datasets():
+        unregister_dataset(n)
+
+
+def _cli(*argv) -> int:
+    from dgl_hod import cli
+
+    try:
+        return cli.main([str(a) for a in argv])
+    except SystemExit as exc:  # the trainer's parser exits (as the console script would)
+        return int(exc.code or 0)
+
+
+def _assay_csv(path, n=50):
+    table = pd.read_csv(_csv("ogbg/molbace/smiles_labels.csv")).iloc[::29].head(n)
+    table = table.rename(columns={"Class": "active"}).reset_index(drop=True)
+    table.insert(0, "id", [f"mol{i}" for i in range(len(table))])
+    table.loc[4, "smiles"] = "CC(C)(C)(C)(C)C"  # pentavalent carbon: skipped and listed
+    table.to_csv(path, index=False)
+    return table
+
+
+def _zinc_csv(path, n=60):
+    table = pd.read_csv(_csv("zinc12k/test_smiles.csv"), dtype=str).head(n)[["smiles", "y"]].reset_index(drop=True)
+    table.loc[2, "smiles"] = "not-a-smiles"
+    table.to_csv(path, index=False)
+    return table
+
+
+def test_cli_predict_ogb_and_zinc_models(tmp_path, capsys, clean_registry):
+    from dgl_hod.own_data import predict_molecules
+
+    csv = tmp_path / "mols.csv"
+    _assay_csv(csv)
+    out = tmp_path / "pred.csv"
+    assert _cli("predict", "hod-gnn-k1-molhiv", "--data", csv, "--smiles-column", "smiles", "--out", out,
+                "--keep-columns", "id") == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert "49 molecule(s) predicted by hod-gnn-k1-molhiv" in err and "skipped 1 invalid row(s) 4" in err
+    pred = pd.read_csv(out)
+    assert pred.columns.tolist() == ["row", "smiles", "id", "HIV_active_probability"]
+    assert pred["row"].tolist() == [r for r in range(50) if r != 4] and pred["id"].iloc[4] == "mol5"
+    with pytest.warns(UserWarning):
+        api = predict_molecules("hod-gnn-k1-molhiv", csv, "smiles")
+    np.testing.assert_allclose(pred["HIV_active_probability"], api["HIV_active_probability"], atol=1e-6)
+    skipped = pd.read_csv(tmp_path / "pred.skipped.csv")
+    assert skipped["row"].tolist() == [4] and "valence" in skipped["reason"].iloc[0].lower()
+
+    zcsv = tmp_path / "zinc.csv"
+    _zinc_csv(zcsv, 12)
+    assert _cli("predict", "gine-zinc", "--data", zcsv) == 0  # --smiles-column defaults to smiles; CSV to stdout
+    captured = capsys.readouterr()
+    printed = pd.read_csv(io.StringIO(captured.out))
+    assert printed.columns.tolist() == ["row", "smiles", "y_prediction"] and len(printed) == 11
+    assert "skipped 1 invalid row(s) 2" in captured.err
+
+
+def test_cli_predict_bad_input_is_one_line_and_exit_2(tmp_path, capsys, clean_registry):
+    csv = tmp_path / "mols.csv"
+    pd.DataFrame({"SMILES": ["CCO", "C[Si](C)(C)C"]}).to_csv(csv, index=False)
+    cases = [
+        (("predict", "hod-gnn-k1-molhiv", "--data", csv), r"no SMILES column 'smiles'.*Did you mean 'SMILES'"),
+        (("predict", "gine-zinc", "--data", csv, "--smiles-column", "SMILES"), r"outside the ZINC vocabulary.*'Si'"),
+        (("predict", "gine-zinc", "--data", tmp_path / "nope.csv"), r"nope\.csv does not exist"),
+        (("predict", "gine-zinc"), r"give the molecules: dgl-hod predict MODEL --data"),
+        (
+            (
+                "predict",
+                "gine-zinc",
+                "--data",
+                csv,
+                "--smiles-column",
+                "SMILES",
+                "--invalid",
+                "error",
+                "--keep-columns",
+                "id",
+            ),
+            r"keep columns \['id'\] are not in the table",
+        ),  # fmt: skip
+    ]
+    for argv, match in cases:
+        assert _cli(*argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("dgl-hod predict: ") and "\n" not in err and re.search(match, err), err
+
+
+def test_cli_finetune_eval_predict_on_a_user_csv_ogb_model(tmp_path, capsys, clean_registry):
+    csv = tmp_path / "assay.csv"
+    _assay_csv(csv)
+    run = tmp_path / "runs" / "assay-ft"
+    assert _cli("finetune", "hod-gnn-k1-molhiv", "--data", csv, "--smiles-column", "smiles", "--label-columns",
+                "active", "--out", run, "--epochs", "1", "--no-progress", "--json") == 0  # fmt: skip
+    record = json.loads((run / "record.json").read_text())
+    spec = json.loads((run / "data.json").read_text())
+    assert record["dataset"] == spec["dataset"] == "user-assay" and spec["task"] == "binary_classification"
+    assert spec["split"] == "scaffold" and spec["num_skipped"] == 1 and spec["sha256"]
+    assert pd.read_csv(run / "skipped.csv")["row"].tolist() == [4]
+    capsys.readouterr()
+    assert _cli("eval", run, "--data", csv, "--label-columns", "active", "--split-by", "scaffold", "--split",
+                "test", "--json") == 0  # fmt: skip
+    res = json.loads(capsys.readouterr().out)
+    assert res["metric"] == "rocauc" and res["num_graphs"] == 5 and res["num_skipped"] == 1
+    assert res["rocauc"] == pytest.approx(record["metrics"]["test_at_best_val"], abs=1e-6)
+    assert _cli("predict", run, "--data", csv, "--out", tmp_path / "p.csv") == 0
+    assert pd.read_csv(tmp_path / "p.csv").columns.tolist() == ["row", "smiles", "active_probability"]
+    # resuming with another table is refused
+    csv.write_text(csv.read_text().replace("mol1,", "molX,"))
+    assert _cli("finetune", "hod-gnn-k1-molhiv", "--data", csv, "--label-columns", "active", "--out", run,
+                "--epochs", "2", "--resume", "--no-progress") == 2  # fmt: skip
+    assert "changed since the run" in capsys.readouterr().err
+
+
+def test_cli_finetune_eval_on_a_user_csv_zinc_model(tmp_path, capsys, clean_registry):
+    csv = tmp_path / "logp.csv"
+    _zinc_csv(csv, 60)
+    run = tmp_path / "zinc-ft"
+    assert _cli("finetune", "gine-zinc", "--data", csv, "--label-columns", "y", "--split-by", "random",
+                "--out", run, "--epochs", "1", "--no-progress") == 0  # fmt: skip
+    spec = json.loads((run / "data.json").read_text())
+    assert spec["featurizer"] == "zinc" and spec["task"] == "regression" and spec["metric"] == "mae"
+    capsys.readouterr()
+    assert _cli("eval", "gine-zinc", "--data", csv, "--label-columns", "y") == 0  # the zoo model on all rows
+    out = capsys.readouterr()
+    assert re.search(r"gine-zinc on .*logp\.csv \(all, 59 molecules, 1 skipped\): mae = \d", out.out)
+    assert _cli("eval", run, "--data", csv, "--label-columns", "y", "--split-by", "random", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["num_graphs"] == 6
+    scratch = tmp_path / "scratch"
+    assert _cli("train", "gine", "--data", csv, "--label-columns", "y", "--task", "regression", "--featurizer", "zinc",
+                "--metric", "mae", "--config", '{"hidden_dim": 8, "num_layers": 2}', "--out", scratch, "--epochs", "1",
+                "--no-progress") == 0  # fmt: skip
+    record = json.loads((scratch / "record.json").read_text())
+    assert record["config"]["node_vocab"] == [28] and record["metrics"]["metric"] == "mae"
+
+
+def test_cli_data_errors(tmp_path, capsys, clean_registry):
+    bad = tmp_path / "bad.csv"  # a 2 in a binary label column
+    pd.DataFrame({"smiles": ["CCO", "CCN", "CCC"], "y": [0, 2, 1]}).to_csv(bad, index=False)
+    ok = tmp_path / "ok.csv"
+    pd.DataFrame({"smiles": ["CCO", "CCN", "CCC"], "y": [0, 1, 1]}).to_csv(ok, index=False)
+    ft = f"finetune hod-gnn-k1-molhiv --out {tmp_path}/r --epochs 1"
+    cases = [
+        (f"{ft} --data {bad} --label-columns y", r"labels 0, 1 or empty.*row 1 column 'y' = 2"),
+        (f"{ft} --data {ok}", r"--data needs --label-columns"),
+        (f"{ft} --data {ok} --dataset ogbg-molbace --label-columns y", r"--dataset NAME or --data CSV, not both"),
+        (ft, r"give --dataset NAME or --data"),
+        (f"{ft} --data {ok} --label-columns yy", r"no label column 'yy'.*Did you mean 'y'"),
+        (f"{ft} --data {ok} --label-columns y --featurizer zinc", r"hod-gnn-k1-molhiv reads the ogb featurisation"),
+        (f"eval gine-zinc --data {ok} --label-columns y --task binary", r"predicts 1 regression.*1 binary_class"),
+        (f"eval gine-zinc --data {ok}", r"eval --data needs --label-columns"),
+    ]
+    for argv, match in cases:
+        assert _cli(*argv.split()) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert re.search(match, err), err
+    assert not (tmp_path / "r" / "record.json").exists()
+
+
+def test_cli_package_a_user_data_run_into_a_local_zoo_and_use_it_by_name(tmp_path, capsys, monkeypatch, clean_registry):
+    from dgl_hod import load_model
+    from dgl_hod.datasets.user import registered_datasets
+
+    csv = tmp_path / "logp.csv"
+    _zinc_csv(csv, 60)
+    run = tmp_path / "runs" / "logp-ft"
+    assert _cli("finetune", "gine-zinc", "--data", csv, "--label-columns", "y", "--split-by", "random", "--out", run,
+                "--epochs", "1", "--no-progress") == 0  # fmt: skip
+    monkeypatch.setenv("DGL_HOD_ZOO", str(tmp_path / "zoo.yaml"))
+    monkeypatch.setenv("DGL_HOD_MODELS", str(tmp_path / "models"))
+    for n in registered_datasets():  # as in a new process: packaging re-reads the table from data.json
+        unregister_dataset(n)
+    assert _cli("package", run, "--name", "gine-logp") == 0
+    entry_text = (tmp_path / "zoo.yaml").read_text()
+    assert "label_columns" in entry_text and "dataset: zinc12k" in entry_text  # the data spec + the reference set
+    from dgl_hod.zoo import model_info
+
+    command = model_info("gine-logp").recipe["command"]
+    assert f"--data {csv} --smiles-column smiles --label-columns y --task regression --split-by random" in command
+    assert "--dataset" not in command and "--finetune gine-zinc" in command
+    for n in registered_datasets():
+        unregister_dataset(n)
+    model = load_model("gine-logp")  # the reference outputs are checked on shipped zinc12k graphs
+    assert model.config.num_tasks == 1
+    capsys.readouterr()
+    assert _cli("eval", "gine-logp", "--json") == 0  # re-registers the table, reproduces the packaged value
+    res = json.loads(capsys.readouterr().out)
+    assert res["agrees"] and res["dataset"] == "user-logp" and res["metric"] == "mae" and res["num_graphs"] == 6
+    assert _cli("predict", "gine-logp", "--data", csv, "--out", tmp_path / "p.csv") == 0
+    pred = pd.read_csv(tmp_path / "p.csv")
+    assert pred.columns.tolist() == ["row", "smiles", "y_prediction"] and len(pred) == 59
+    # the table changed: eval by name refuses (the recorded metric is about the original table)
+    csv.write_text(csv.read_text().replace(",0.", ",1."))
+    for n in registered_datasets():
+        unregister_dataset(n)
+    assert _cli("eval", "gine-logp") == 2
+    assert "has changed since" in capsys.readouterr().err
