@@ -36,6 +36,12 @@ TINY = {
 F64: dict[str, Any] = dict(dtype="float64", progress=False, log=False, seed=0)
 
 
+@pytest.fixture(autouse=True)
+def _short_collective_timeout(monkeypatch):
+    """A rank waiting on a collective fails after 3 minutes instead of hanging the test session (default 10)."""
+    monkeypatch.setenv("DGL_HOD_DIST_TIMEOUT_MIN", "3")
+
+
 def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     assert a.keys() == b.keys()
     return max((a[k].double() - b[k].double()).abs().max().item() for k in a)
