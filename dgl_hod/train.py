@@ -825,6 +825,14 @@ def _spawn_workers(
     """
     import importlib
 
+    from .datasets.registry import REGISTRY
+
+    if dataset.lower().strip() not in REGISTRY:
+        raise ValueError(
+            f"--nproc starts fresh worker processes, which cannot see {dataset!r}: it is registered in this process "
+            f"only (--data, register_dataset). Run the command under torchrun instead (torchrun --standalone "
+            f"--nproc_per_node {recipe.nproc} -m dgl_hod.train ...: every rank registers it), or without --nproc"
+        )
     with RunLock(out):
         prepare_out_dir(out, resume, overwrite)
         build_or_load_model(arch, dataset, config, recipe)  # a bad config or zoo name: one error here, not N

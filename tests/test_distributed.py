@@ -176,3 +176,12 @@ def test_package_command_reproduces_the_world_size_and_dtype():
     argv = shlex.split(_train_command(record, "gine-x", [0]), comments=True)
     recipe = _recipe_from_args(_parser().parse_args(argv[3:]))
     assert (recipe.nproc, recipe.threads, recipe.dtype, recipe.batch_size) == (2, 1, "float64", 32)
+
+
+def test_nproc_refuses_a_dataset_registered_in_this_process_only(tmp_path, monkeypatch):
+    from dgl_hod.datasets import registry
+
+    monkeypatch.setitem(registry.USER_INFOS, "my-zinc", registry.REGISTRY["zinc12k"])  # as --data registers one
+    with pytest.raises(ValueError, match="registered in this process only .* torchrun"):
+        train("gine", "my-zinc", {}, tmp_path / "run", epochs=1, nproc=2)
+    assert not (tmp_path / "run").exists()  # refused before the folder is touched
