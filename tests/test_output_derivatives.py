@@ -7,6 +7,7 @@ import functools
 import math
 
 import dgl
+import numpy as np
 import pytest
 import torch
 
@@ -315,3 +316,27 @@ def test_switches_train_end_to_end():
     ):
         grad = dict(model.named_parameters())[name].grad
         assert grad is not None and grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("mode", ["dense", "sparse"])
+def test_per_layer_diagonals_at_the_rwse_init_are_the_whole_rwse_vector(mode):
+    """With ``init="rwse"`` (channel 0 a unit-gain random-walk channel), channel 0 of layer ``t``'s self-derivative
+    is the ``t``-step return probability, so the per-layer derivatives hold RWSE steps 1..T (the final jet alone
+    holds only step T): against ``dgl.random_walk_pe`` and a numpy power of ``D^-1 A``."""
+    torch.manual_seed(5)
+    gs = [dgl.to_bidirected(dgl.graph(([0, 1, 2, 3, 0, 4], [1, 2, 3, 0, 2, 5]), num_nodes=6)), path_graph(5)]
+    g = dgl.batch(gs)
+    T = 5
+    base = BaseMPNN(4, 6, T, activation="silu", num_marks=2, init="rwse").double()
+    x = torch.randn(g.num_nodes(), 4)
+    x[:, 0] = 0.0
+    jets = base.jets(g, x, mode=mode, layer_diagonals=True)
+    got = torch.stack([layer.diagonal[:, :, 0] for layer in jets.layer_diagonals], -1)  # (N, r, T)
+    pe = dgl.random_walk_pe(g, T).double()  # (N, T), float32 inside DGL
+    for j in range(2):
+        assert torch.allclose(got[:, j], pe, atol=1e-6)
+    a = g.adj_external(scipy_fmt="coo").toarray().T  # a[v, w] = 1 for an edge w -> v
+    p = a / a.sum(1, keepdims=True)
+    want = torch.stack([torch.tensor(np.linalg.matrix_power(p, t).diagonal().copy()) for t in range(1, T + 1)], -1)
+    assert torch.allclose(got[:, 0], want, atol=1e-13)
+    assert (want[:, 0] == 0).all() and (want[:, 1] > 0).all()  # step 1 has no loops; the steps differ
