@@ -340,3 +340,20 @@ def test_per_layer_diagonals_at_the_rwse_init_are_the_whole_rwse_vector(mode):
     want = torch.stack([torch.tensor(np.linalg.matrix_power(p, t).diagonal().copy()) for t in range(1, T + 1)], -1)
     assert torch.allclose(got[:, 0], want, atol=1e-13)
     assert (want[:, 0] == 0).all() and (want[:, 1] > 0).all()  # step 1 has no loops; the steps differ
+
+
+def test_switches_keep_graphs_independent_and_handle_empty_graphs():
+    """A graph's output does not depend on the rest of its batch (the scales are per graph), an empty graph
+    included."""
+    torch.manual_seed(0)
+    model = create_model("hod-gnn", **SMALL, m=2, output_derivatives=True, per_layer_derivatives=True).eval()
+    graphs = molecule_batch()
+    empty = dgl.graph(([], []), num_nodes=0)
+    empty.ndata["feat"] = torch.zeros(0, dtype=torch.long)
+    empty.edata["feat"] = torch.zeros(0, dtype=torch.long)
+    g = dgl.batch([graphs[0], empty, graphs[1]])
+    with torch.no_grad():
+        out = model(g, g.ndata["feat"], g.edata["feat"])
+        alone = [model(gi, gi.ndata["feat"], gi.edata["feat"]) for gi in graphs]
+    assert out.shape == (3, 1) and torch.isfinite(out).all()
+    assert torch.allclose(out[0], alone[0][0], atol=1e-10) and torch.allclose(out[2], alone[1][0], atol=1e-10)

@@ -34,6 +34,11 @@ pair to separate always has equal sizes here; graph size itself enters through t
 * ``"asinh"``: :math:`\tilde D = \operatorname{asinh}(D)` entry-wise, a signed logarithm (:math:`\approx D`
   near 0, :math:`\approx \operatorname{sign}(D)\log 2|D|` for large values): only tames large values.
 * ``"none"``.
+
+**Beyond the pair tensors** (model switches of :class:`~dgl_hod.archs.hod_gnn.HODGNN`, issue 13 §2):
+:func:`output_derivatives` / :class:`OutputDerivativeEncoder` (the paper's ``D_out`` and ``U_out``: derivatives of
+the base's graph read-out, one feature per marked node) and :class:`LayerDerivativeEncoder` (the first-order
+self-derivatives of every base layer).
 """
 
 from __future__ import annotations
@@ -500,10 +505,6 @@ def output_derivatives(jets: GraphJets, readout: str = "sum") -> Tensor:
     return out
 
 
-def _graph_of_nodes(graph_sizes: Tensor) -> Tensor:
-    return segment_ids(graph_sizes)
-
-
 class OutputDerivativeEncoder(nn.Module):
     r"""``U_out``: a DeepSets encoder of the output derivatives, one node feature per marked node ``u``.
 
@@ -550,7 +551,7 @@ class OutputDerivativeEncoder(nn.Module):
         x = d_out.flatten(2)  # (N, m, r*C)
         scale = None
         if self.jet_norm == "rms":
-            graph = _graph_of_nodes(graph_sizes)
+            graph = segment_ids(graph_sizes)
             ss = segment_reduce(x[:, 0] * x[:, 0], graph, len(graph_sizes))
             scale = torch.sqrt(ss / graph_sizes.clamp(min=1).to(x.dtype).unsqueeze(1) + 1e-20)[graph]
         parts = []
@@ -567,7 +568,7 @@ class OutputDerivativeEncoder(nn.Module):
         f = self.phi(x)
         feats = [x, f[:, :H]]
         if self.global_pool:
-            graph = _graph_of_nodes(graph_sizes)
+            graph = segment_ids(graph_sizes)
             pooled = segment_reduce(f[:, H:], graph, len(graph_sizes), "mean")
             feats.append(pooled[graph])
         return self.out(torch.cat(feats, 1))
@@ -625,7 +626,7 @@ class LayerDerivativeEncoder(nn.Module):
                 f"{len(layers)}; compute them with BaseMPNN.jets(..., layer_diagonals=True)"
             )
         sizes = jets.layout.graph_sizes
-        graph = _graph_of_nodes(sizes)
+        graph = segment_ids(sizes)
         parts = []
         for layer in layers:
             x = layer.diagonal.flatten(1)
