@@ -185,3 +185,23 @@ def test_nproc_refuses_a_dataset_registered_in_this_process_only(tmp_path, monke
     with pytest.raises(ValueError, match="registered in this process only .* torchrun"):
         train("gine", "my-zinc", {}, tmp_path / "run", epochs=1, nproc=2)
     assert not (tmp_path / "run").exists()  # refused before the folder is touched
+
+
+def test_a_time_budget_run_on_two_processes_plans_and_stops_together(tmp_path):
+    """The plan and the budget stop use rank 0's clock on every rank: the ranks finish together (no hang)."""
+    rec = train(
+        "gine",
+        "zinc12k",
+        {"hidden_dim": 8, "num_layers": 2},
+        tmp_path,
+        time_budget_s=3.0,
+        nproc=2,
+        max_train_graphs=64,
+        max_eval_graphs=16,
+        progress=False,
+        log=False,
+    )
+    r = rec["recipe"]
+    assert r["world_size"] == 2 and r["planned_epochs"] >= 1 and "t1 =" in r["plan_rule"]
+    assert 1 <= r["epochs_run"] <= r["planned_epochs"] and len(rec["history"]) == r["epochs_run"]
+    assert json.loads((tmp_path / "record.json").read_text())["recipe"]["epochs_run"] == r["epochs_run"]
