@@ -8,7 +8,16 @@ from types import MappingProxyType
 
 from ..utils import did_you_mean
 
-__all__ = ["DatasetInfo", "REGISTRY", "list_datasets", "dataset_info", "get_info", "canonical_split", "OGB_ATOM_DIMS", "OGB_BOND_DIMS"]
+__all__ = [
+    "DatasetInfo",
+    "REGISTRY",
+    "list_datasets",
+    "dataset_info",
+    "get_info",
+    "canonical_split",
+    "OGB_ATOM_DIMS",
+    "OGB_BOND_DIMS",
+]
 
 OGB_ATOM_DIMS = (119, 5, 12, 12, 10, 6, 6, 2, 2)  # ogb.utils.features.get_atom_feature_dims()
 OGB_BOND_DIMS = (5, 6, 2)  # ogb.utils.features.get_bond_feature_dims()
