@@ -251,10 +251,12 @@ class Order1Encoder(nn.Module):
         size = rows.node_size()
         diag_rows = (v == u).nonzero().squeeze(1)
         diag = rows.values.new_zeros(n, rows.values.shape[1]).index_copy(0, v[diag_rows], rows.values[diag_rows])
-        f = self.phi(rows.values)
-        feats = [diag, _pool(f[:, :H], v, size, 1, n), _pool(f[:, H : 2 * H], u, size, 1, n)]
+        # split, not slices: the backward of one split is one concatenation, that of each slice a zero-filled
+        # copy of the whole (M, parts * H) tensor (measured 1.1x on a k1 training step)
+        f = self.phi(rows.values).split(H, 1)
+        feats = [diag, _pool(f[0], v, size, 1, n), _pool(f[1], u, size, 1, n)]
         if self.global_pool:
-            glob = _pool(f[:, 2 * H :], rows.graph, rows.graph_sizes, 2, len(rows.graph_sizes))
+            glob = _pool(f[2], rows.graph, rows.graph_sizes, 2, len(rows.graph_sizes))
             feats.append(glob[segment_ids(rows.graph_sizes)])
         return self.out(torch.cat(feats, 1))
 
@@ -297,12 +299,13 @@ class Order2Encoder(nn.Module):
         # rows stand for (u, w) and (w, u): weighted for the all-pairs pool; the transposed pool (over the first
         # marked node) gets row (t, u, w) at u and, when u != w, also at w
         off = (u != w).nonzero().squeeze(1)
-        transposed = segment_reduce(f[:, H:], u, n).index_add(0, w[off], f[off, H:])
+        f_all, f_t = f.split(H, 1)  # split: one concatenation in the backward, not a zero-filled copy per slice
+        transposed = segment_reduce(f_t, u, n).index_add(0, w[off], f_t.index_select(0, off))
         feats = [
             diag,
             _pool(self.phi_uu(x[uu]), v[uu], size, 1, n),
             _pool(self.phi_vu(x[vu]), v[vu], size, 1, n),
-            _pool(rows.multiplicity.unsqueeze(1) * f[:, :H], v, size, 2, n),
+            _pool(rows.multiplicity.unsqueeze(1) * f_all, v, size, 2, n),
             transposed / size.to(x.dtype).pow(2).unsqueeze(1),
         ]
         return self.out(torch.cat(feats, 1))
