@@ -448,11 +448,20 @@ class Jet:
 
     Shapes: ``value`` is ``(N, C)``; ``comps[alpha]`` is the level-``len(alpha)`` storage of the layout, trailing
     dims ``(r, C)`` with ``r`` marking directions.  ``comps`` holds every pattern of the selection, in its order.
+
+    Known zeros (speed only, the values are the same): the patterns in ``zero`` are identically zero (their
+    components are zero tensors, possibly broadcast views), and ``marked_input`` says that the jet is the marked
+    input itself (level 1 nonzero only at ``w = v``, every other level zero) stored in a layout whose tuples hold
+    distinct nodes (the sparse layout; the dense one also stores coinciding slots).  The operations below skip every
+    chain-rule term with a known-zero factor: in the first layer of a ``k >= 2`` selection that is all the
+    level-2+ work, which would otherwise run at the input width on the largest tuple storage.
     """
 
     value: Tensor
     comps: dict[Pattern, Tensor]
     layout: JetLayout
+    zero: frozenset[Pattern] = frozenset()
+    marked_input: bool = False
 
     @property
     def order(self) -> int:
@@ -461,8 +470,13 @@ class Jet:
 
     def scale_nodes(self, s: Tensor) -> Jet:
         """Multiply node ``v``'s components by ``s[v]``; ``s`` has shape ``(N, 1)`` or ``(N, C)``."""
-        comps = {a: c * self.layout.expand(s, len(a)) for a, c in self.comps.items()}
-        return Jet(self.value * s, comps, self.layout)
+        comps = {a: c if a in self.zero else c * self.layout.expand(s, len(a)) for a, c in self.comps.items()}
+        return Jet(self.value * s, comps, self.layout, self.zero, self.marked_input)
+
+
+def _zero_like(comp: Tensor, width: int | None = None) -> Tensor:
+    """A zero component shaped like ``comp`` (last dim ``width``), as a broadcast view: no memory, no fill."""
+    return comp.new_zeros(()).expand(*comp.shape[:-1], comp.shape[-1] if width is None else width)
 
 
 class _Monomials:
@@ -471,28 +485,39 @@ class _Monomials:
     ``y1*y1*y2`` reuses ``y1*y1``).
     """
 
-    def __init__(self, jet: Jet):
+    def __init__(self, jet: Jet, skip_zero: bool = True):
         self.jet = jet
-        self.cache: dict[tuple[tuple[Block, ...], int], Tensor] = {}
+        self.skip_zero = skip_zero
+        self.cache: dict[tuple[tuple[Block, ...], int], Tensor | None] = {}
 
-    def __call__(self, blocks: tuple[Block, ...], level: int) -> Tensor:
+    def __call__(self, blocks: tuple[Block, ...], level: int) -> Tensor | None:
+        """The product, or ``None`` when it is known to be zero (``skip_zero``; see :class:`Jet`)."""
         key = (blocks, level)
         if key not in self.cache:
-            if len(blocks) == 1:
+            out: Tensor | None
+            if self.skip_zero and (
+                any(beta in self.jet.zero for beta, _ in blocks) or (self.jet.marked_input and level >= 2)
+            ):
+                # the marked input's level-1 entries live at w = v, so a product over distinct nodes w_1 < w_2 of a
+                # level >= 2 tuple always has a zero factor (and its level >= 2 components are zero)
+                out = None
+            elif len(blocks) == 1:
                 beta, slots = blocks[0]
                 out = self.jet.layout.place(self.jet.comps[beta], slots, level)
             else:
-                out = self(blocks[:-1], level) * self(blocks[-1:], level)
+                head, tail = self(blocks[:-1], level), self(blocks[-1:], level)
+                out = None if head is None or tail is None else head * tail
             self.cache[key] = out
         return self.cache[key]
 
 
 def bell_terms(jet: Jet, alpha: Pattern) -> list[Tensor]:
     r"""``[B_{alpha,1}, .., B_{alpha,|alpha|}]``: the Faà di Bruno sums over multiset partitions into ``b`` blocks."""
-    monomials = _Monomials(jet)
+    monomials = _Monomials(jet, skip_zero=False)
     out: list[Tensor | None] = [None] * sum(alpha)
     for count, part in pattern_partitions(alpha):
         term = monomials(part, len(alpha))
+        assert term is not None
         b = len(part) - 1
         prev = out[b]
         out[b] = term * count if prev is None and count != 1 else term if prev is None else prev.add(term, alpha=count)
@@ -514,20 +539,27 @@ def elementwise(jet: Jet, activation: str) -> Jet:
     monomials = _Monomials(jet)
     expanded: dict[tuple[int, int], Tensor] = {}
     comps: dict[Pattern, Tensor] = {}
+    zero = set()
     for alpha in jet.comps:
         level = len(alpha)
         out = None
         for count, part in pattern_partitions(alpha):  # the first is the single block alpha itself (count 1)
+            term = monomials(part, level)
+            if term is None:  # a known-zero product (see Jet)
+                continue
             b = len(part)
             if (b, level) not in expanded:
                 expanded[b, level] = layout.expand(coeffs[b], level)
-            term = monomials(part, level)
-            out = (
-                expanded[b, level] * term if out is None else torch.addcmul(out, expanded[b, level], term, value=count)
-            )
-        assert out is not None
+            if out is None:
+                out = expanded[b, level] * term
+                out = out if count == 1 else out * count
+            else:
+                out = torch.addcmul(out, expanded[b, level], term, value=count)
+        if out is None:
+            out = _zero_like(jet.comps[alpha])
+            zero.add(alpha)
         comps[alpha] = out
-    return Jet(coeffs[0], comps, layout)
+    return Jet(coeffs[0], comps, layout, frozenset(zero))
 
 
 def aggregate_activated_messages(jet: Jet, edge_preact: Tensor, activation: str) -> Jet:
@@ -544,34 +576,54 @@ def aggregate_activated_messages(jet: Jet, edge_preact: Tensor, activation: str)
     monomials = _Monomials(jet)
     placed: dict[tuple[int, int], Tensor] = {}  # each coefficient placed on each level's edges once
     comps: dict[Pattern, Tensor] = {}
+    zero = set()
     for alpha in jet.comps:
         level = len(alpha)
         out = None
         for count, part in pattern_partitions(alpha):
+            term = monomials(part, level)
+            if term is None:  # a known-zero product (see Jet)
+                continue
             b = len(part)
             if (b, level) not in placed:
                 placed[b, level] = layout.edge_weights(coeffs[b], level)
-            agg = layout.aggregate(monomials(part, level), level, edge_weight=placed[b, level])
-            out = agg if out is None else torch.add(out, agg, alpha=count)
-        assert out is not None
+            agg = layout.aggregate(term, level, edge_weight=placed[b, level])
+            if out is None:
+                out = agg if count == 1 else agg * count
+            else:
+                out = torch.add(out, agg, alpha=count)
+        if out is None:
+            out = _zero_like(jet.comps[alpha])
+            zero.add(alpha)
         comps[alpha] = out
-    return Jet(layout.aggregate_edges(coeffs[0]), comps, layout)
+    return Jet(layout.aggregate_edges(coeffs[0]), comps, layout, frozenset(zero))
 
 
 def aggregate(jet: Jet) -> Jet:
     r"""Jet of :math:`a_v = \sum_{w \to v} h_w` (linear: every component is aggregated alike)."""
     layout = jet.layout
-    comps = {a: layout.aggregate(c, len(a)) for a, c in jet.comps.items()}
-    return Jet(layout.aggregate(jet.value, 0), comps, layout)
+    zero = {a for a in jet.comps if a in jet.zero or (jet.marked_input and len(a) >= 2)}
+    comps = {a: _zero_like(c) if a in zero else layout.aggregate(c, len(a)) for a, c in jet.comps.items()}
+    return Jet(layout.aggregate(jet.value, 0), comps, layout, frozenset(zero))
 
 
 def add_scaled(jet: Jet, scale: Tensor, other: Jet) -> Jet:
     """Jet of ``scale * y + other`` for a scalar (0-dim, differentiable) ``scale``; one fused pass per component."""
-    comps = {a: torch.addcmul(other.comps[a], c, scale) for a, c in jet.comps.items()}
-    return Jet(torch.addcmul(other.value, jet.value, scale), comps, jet.layout)
+    comps = {}
+    for a, c in jet.comps.items():
+        if a in jet.zero:
+            comps[a] = other.comps[a]
+        elif a in other.zero:
+            comps[a] = c * scale
+        else:
+            comps[a] = torch.addcmul(other.comps[a], c, scale)
+    return Jet(torch.addcmul(other.value, jet.value, scale), comps, jet.layout, jet.zero & other.zero)
 
 
 def linear(jet: Jet, weight: Tensor, bias: Tensor | None = None) -> Jet:
     """Jet of ``y @ weight.T + bias`` (torch ``Linear`` convention); the bias enters only the value."""
-    comps = {a: torch.nn.functional.linear(c, weight) for a, c in jet.comps.items()}
-    return Jet(torch.nn.functional.linear(jet.value, weight, bias), comps, jet.layout)
+    comps = {
+        a: _zero_like(c, weight.shape[0]) if a in jet.zero else torch.nn.functional.linear(c, weight)
+        for a, c in jet.comps.items()
+    }
+    return Jet(torch.nn.functional.linear(jet.value, weight, bias), comps, jet.layout, jet.zero)
