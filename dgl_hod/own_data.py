@@ -375,6 +375,7 @@ def evaluate_molecules(
         ``{"name", "data", "split", "metric", <metric>: value, "num_graphs", "num_skipped"}``.
     """
     from .datasets.evaluate import Evaluator
+    from .evaluation import outputs_to_predictions
 
     if not label_columns:
         raise UserDataError("evaluation needs labels: give the label column(s) (--label-columns y1 y2)")
@@ -389,7 +390,7 @@ def evaluate_molecules(
     pred = predict_dataset(p.model, view, batch_size)
     y = view.labels
     y_true = y.reshape(-1, 1) if y.ndim == 1 else y
-    y_pred = pred.argmax(dim=1, keepdim=True) if evaluator.eval_metric == "accuracy" else pred
+    y_pred = outputs_to_predictions(evaluator, pred)  # the trainer's and `dgl-hod eval`'s scoring rule
     value = evaluator.eval({"y_true": y_true.float(), "y_pred": y_pred.float()})[evaluator.eval_metric]
     return {
         "name": p.source,
