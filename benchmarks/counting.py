@@ -21,6 +21,10 @@ test split (2,500 graphs), per target::
 
     python benchmarks/counting.py --budget 100                  # train (two at a time), then the table
     python benchmarks/counting.py --budget 100 --collect-only   # the table from finished run folders
+    python benchmarks/counting.py --epochs 6 --name counting_epochs  # equal epochs instead of equal seconds
+
+With ``--epochs N`` every model trains exactly N epochs (no time budget; run folders in ``runs/counting-eN/``): equal
+optimisation steps, which does not reward the cheap models for their speed as an equal wall-clock budget does.
 
 Results: ``benchmarks/results/counting.{md,json}``; run folders in ``runs/counting/`` (not committed).
 """
@@ -62,9 +66,9 @@ def models() -> list[tuple[str, str, dict[str, Any]]]:
     return out
 
 
-def folder(label: str) -> Path:
+def folder(label: str, runs: Path = RUNS) -> Path:
     """The run folder of a model label."""
-    return RUNS / label.lower().replace(" ", "-").replace("+", "-")
+    return runs / label.lower().replace(" ", "-").replace("+", "-")
 
 
 def per_target_test_mae(run: Path) -> dict[str, float]:
@@ -87,32 +91,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Train every model (unless ``--collect-only``) and write the per-target table."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--budget", type=float, default=100.0, help="seconds of training per model (default 100)")
+    p.add_argument("--epochs", type=int, help="train exactly this many epochs instead of --budget seconds")
+    p.add_argument("--name", default="counting", help="results file stem in benchmarks/results (default counting)")
     p.add_argument("--max-eval-graphs", type=int, default=500, help="val/test graphs scored per epoch (default 500)")
     p.add_argument("--parallel", type=int, default=2, help="runs at once (default 2, one per core)")
     p.add_argument("--only", nargs="+", help="train only these labels (e.g. 'GIN')")
     p.add_argument("--collect-only", action="store_true", help="only write the table from finished run folders")
     args = p.parse_args(argv)
     extra = ["--max-eval-graphs", str(args.max_eval_graphs)]
+    runs = RUNS if args.epochs is None else RUNS.with_name(f"counting-e{args.epochs}")
+    budget = args.budget if args.epochs is None else None
+
+    def where(label: str) -> Path:
+        return folder(label, runs)
+
     cmds = {
-        label: train_command(arch, "counting", cfg, folder(label), budget=args.budget, extra=extra)
+        label: train_command(arch, "counting", cfg, where(label), budget=budget, epochs=args.epochs, extra=extra)
         for label, arch, cfg in models()
     }
     if not args.collect_only:
         todo = [lab for lab in cmds if not args.only or lab in args.only]
-        run_parallel([(lab, cmds[lab], folder(lab).with_suffix(".log")) for lab in todo], args.parallel)
+        run_parallel([(lab, cmds[lab], where(lab).with_suffix(".log")) for lab in todo], args.parallel)
     torch.set_num_threads(1)
-    rows = []
+    rows, failed = [], {}
     for label in cmds:
-        if not (folder(label) / "record.json").is_file():
-            print(f"{label}: no finished run in {folder(label)}; skipped", file=sys.stderr)
+        if not (where(label) / "record.json").is_file():
+            log = where(label).with_suffix(".log")
+            tail = log.read_text().strip().splitlines()[-1:] if log.is_file() else []
+            failed[label] = tail[0] if tail else f"no finished run in {where(label)}"
+            print(f"{label}: skipped ({failed[label]})", file=sys.stderr)
             continue
-        row = {"model": label, "command": shown(cmds[label]), **run_row(folder(label))}
-        row["test_mae_per_target"] = per_target_test_mae(folder(label))
+        row = {"model": label, "command": shown(cmds[label]), **run_row(where(label))}
+        row["test_mae_per_target"] = per_target_test_mae(where(label))
         rows.append(row)
     if not rows:
-        print("no finished runs in runs/counting; train them first (without --collect-only)", file=sys.stderr)
+        print(f"no finished runs in {runs}; train them first (without --collect-only)", file=sys.stderr)
         return 1
-    write_results(rows, args.budget, args.max_eval_graphs)
+    write_results(rows, budget, args.epochs, args.max_eval_graphs, args.name, failed)
     return 0
 
 
@@ -121,8 +136,15 @@ def ranks(values: Sequence[float]) -> list[int]:
     return [1 + sum(w < v for w in values) for v in values]
 
 
-def write_results(rows: list[dict[str, Any]], budget: float, max_eval: int) -> None:
-    """``benchmarks/results/counting.{json,md}`` atomically: the cycle table with ranks, every target, commands."""
+def write_results(
+    rows: list[dict[str, Any]],
+    budget: float | None,
+    epochs: int | None,
+    max_eval: int,
+    name: str = "counting",
+    failed: dict[str, str] | None = None,
+) -> None:
+    """``benchmarks/results/NAME.{json,md}`` atomically: the cycle table with ranks, every target, commands."""
     cyc = [[r["test_mae_per_target"][c] for c, _ in CYCLES] for r in rows]
     mean_cyc = [float(np.mean(v)) for v in cyc]
     col_ranks = [ranks([v[j] for v in cyc]) for j in range(len(CYCLES))]
@@ -131,14 +153,22 @@ def write_results(rows: list[dict[str, Any]], budget: float, max_eval: int) -> N
         r["cycle_mae_mean"] = mean_cyc[i]
         r["cycle_ranks"] = [col_ranks[j][i] for j in range(len(CYCLES))]
         r["rank_by_mean_cycle_rank"] = overall[i]
-    info = {"dataset": "counting", "budget_s": budget, "max_eval_graphs_per_epoch": max_eval, "rows": rows}
-    atomic_write_bytes(RESULTS / "counting.json", (json.dumps(info, indent=1) + "\n").encode())
+    info: dict[str, Any] = {
+        "dataset": "counting",
+        "budget_s": budget,
+        "epochs": epochs,
+        "max_eval_graphs_per_epoch": max_eval,
+    }
+    info["rows"], info["failed"] = rows, failed or {}
+    atomic_write_bytes(RESULTS / f"{name}.json", (json.dumps(info, indent=1) + "\n").encode())
+    how = f"--budget {budget:g}" if epochs is None else f"--epochs {epochs} --name {name}"
+    each = f"{budget:g} s of wall-clock each" if epochs is None else f"exactly {epochs} epochs each (no time budget)"
     head = " | ".join(h for _, h in CYCLES)
     lines = [
         "# Counting substructures: per-target test MAE (generated `counting` set)",
         "",
-        f"Written by `python benchmarks/counting.py --budget {budget:g} --max-eval-graphs {max_eval}`: every model "
-        f"trained on all nine targets at once (L1 loss), {budget:g} s of wall-clock each, seed 0, 1 thread, two "
+        f"Written by `python benchmarks/counting.py {how} --max-eval-graphs {max_eval}`: every model "
+        f"trained on all nine targets at once (L1 loss), {each}, seed 0, 1 thread, two "
         "runs at a time on the 2-core development machine (shared with other sessions). The best-validation epoch is "
         f"chosen on the first {max_eval} validation graphs; its weights are then scored on the whole test split "
         "(2,500 graphs). Targets are counts divided by their standard deviation (as in the GNN-AK benchmark). Our "
@@ -156,6 +186,11 @@ def write_results(rows: list[dict[str, Any]], budget: float, max_eval: int) -> N
             f"| {r['model']} | {r['num_params']:,} | {vals} | {mean_cyc[i]:.4f} | {rk} | {overall[i]} | "
             f"{r['epochs_run']} | {r['s_per_epoch']:.1f} |"
         )
+    for label in failed or {}:
+        lines.append(f"| {label} | – | " + " | ".join("–" for _ in CYCLES) + " | – | – | – | – | – |")
+    if failed:
+        lines += ["", "Runs that did not finish (last line of their log):", ""]
+        lines += [f"* {label}: `{why}`" for label, why in failed.items()]
     others = [t for t in COUNTING_TARGETS if t not in dict(CYCLES)]
     lines += [
         "",
@@ -170,8 +205,8 @@ def write_results(rows: list[dict[str, Any]], budget: float, max_eval: int) -> N
     lines += ["", f"Machine: {rows[0]['machine']}.", "", "Commands (from the repository root):", "", "```bash"]
     lines += [r["command"] for r in rows]
     lines += ["```", ""]
-    atomic_write_bytes(RESULTS / "counting.md", "\n".join(lines).encode())
-    print(f"wrote {RESULTS}/counting.md/.json")
+    atomic_write_bytes(RESULTS / f"{name}.md", "\n".join(lines).encode())
+    print(f"wrote {RESULTS}/{name}.md/.json")
 
 
 if __name__ == "__main__":

@@ -192,7 +192,9 @@ def write_results(rows: list[dict[str, Any]], budget: float, name: str) -> None:
         "",
         "**A short budget favours cheap variants**: every run gets the same seconds, so m = 1 runs several times the "
         "epochs of m = 4, and none of these runs is near convergence. This is a first data point for choosing the "
-        "paper-config model (issue 14), not a ranking of m.",
+        "paper-config model (issue 14), not a ranking of m. The trainer plans floor(0.97 x budget / t1) epochs "
+        "from the wall time t1 of epoch 1 and the cosine ends with them, so a run with long epochs uses less of its "
+        "budget (wall < budget) and a one-epoch run is its warm-up epoch only.",
         "",
         "Validation MAE per epoch:",
         "",
