@@ -355,7 +355,11 @@ def _joint_by_formula(enc, pure, norm):
     """The joint Taylor encoder's equations evaluated literally on one graph's dense pure tensors ``D(a)[v, u]``."""
     n = pure[0].shape[0]
     d = [t.reshape(n, n, -1) for t in pure]
-    s = torch.sqrt((d[0] * d[0]).sum((0, 1)) / n**2 + 1e-20) if norm == "rms" else torch.ones(d[0].shape[-1])
+    if norm == "rms":  # s = max over orders of RMS(D(a)/a!)^(1/a), one scale shared by every order
+        rms = [((t / math.factorial(a)) ** 2).sum((0, 1)) / n**2 for a, t in enumerate(d, start=1)]
+        s = torch.stack([(r + 1e-20**a) ** (0.5 / a) for a, r in enumerate(rms, start=1)]).amax(0)
+    else:
+        s = torch.ones(d[0].shape[-1], dtype=d[0].dtype)
     x = torch.cat([torch.asinh(t / math.factorial(a) / s**a) for a, t in enumerate(d, start=1)], -1)
     e = enc.encoders[0]
     H, ar = e.hidden_dim, torch.arange(n)
@@ -396,3 +400,22 @@ def test_joint_taylor_encoder_equals_its_formula_and_ignores_the_mark_scale(mode
         assert not torch.allclose(scaled, got)
     with pytest.raises(ValueError, match="joint Taylor encoder reads pure derivatives"):
         DerivativeEncoder(Selection(2, 1), in_dim=8, hidden_dim=5, out_dim=6, kind="joint")
+
+
+def test_joint_taylor_features_stay_bounded_when_first_derivatives_are_small():
+    """Featureless graphs at init have small first derivatives; scaling every order by RMS(D(1)) alone sent
+    D(4)/s^4 to ~1e15 (asinh ~36) and k1 m4 training to NaN on `counting`. The shared scale max_a RMS(D(a)/a!)^(1/a)
+    bounds every order's RMS by 1 (asinh of it by ~0.9) while keeping one scale for all orders."""
+    from dgl_hod.datasets import load_dataset
+    from dgl_hod.nn.derivative_encoders import taylor_rows
+
+    torch.manual_seed(0)
+    g, _ = load_dataset("counting", "train").batch(range(16))
+    model = create_model("hod-gnn", k=1, m=4, deriv_encoder="joint", node_vocab=[1], edge_vocab=None, num_tasks=9)
+    x, e = model.encode_inputs(g, g.ndata["feat"], g.edata["feat"])
+    rows = taylor_rows(model.jets_of_inputs(g, x, e), 4, "rms")
+    C = rows.values.shape[1] // 4
+    for a in range(4):
+        block = rows.values[:, a * C : (a + 1) * C]
+        assert torch.isfinite(block).all()
+        assert block.abs().max() < 8.0, f"order {a + 1}: max |asinh feature| {block.abs().max():.1f}"

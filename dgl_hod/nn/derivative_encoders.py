@@ -160,13 +160,30 @@ def normalize_jets(rows: JetRows, norm: str) -> JetRows:
     return JetRows(x, rows.index, rows.graph, rows.graph_sizes, rows.num_nodes, rows.multiplicity)
 
 
+def taylor_scale(mean_squares: list[Tensor]) -> list[Tensor]:
+    r"""Per-graph, per-channel Taylor scale and the factors :math:`s^{-lpha}` that normalise order ``alpha``.
+
+    ``mean_squares[a-1]`` is the ``(B, C)`` mean square of :math:`D(a)/a!` over a graph's entries.  The scale is
+    :math:`s = \max_lpha \mathrm{RMS}(D(lpha)/lpha!)^{1/lpha}` (the Cauchy-Hadamard radius of the per-pair
+    Taylor series): one value shared by every order, so their relative size survives; multiplying the marks by
+    ``t`` multiplies every ``s`` by ``t`` (the features do not change); and no order's RMS exceeds 1 after
+    normalisation.  Scaling by the first order alone let higher orders reach :math:`10^{15}` where first
+    derivatives are small (featureless graphs at initialisation), which overflowed float32 in training.  Computed
+    in float64 with a floor of ``1e-10``; the factors are capped at ``1e30``.  Returns ``[s^-1, s^-2, ...]``.
+    """
+    ms = [m.double() for m in mean_squares]
+    s = torch.stack([(m + 1e-20**a).pow(0.5 / a) for a, m in enumerate(ms, start=1)]).amax(0)
+    dtype = mean_squares[0].dtype
+    return [s.pow(-a).clamp(max=1e30).to(dtype) for a in range(1, len(ms) + 1)]
+
+
 def taylor_rows(jets: GraphJets, m: int, norm: str) -> JetRows:
     r"""The pure derivatives ``D(1..m)`` of each pair ``(v, u)`` side by side, as Taylor coefficients of a finite
     mark with one per-graph scale shared by every order.
 
     .. math::
         x[v, u] = \big\|_{\alpha=1}^{m} \frac{D(\alpha)[v, u]}{\alpha!\, s_g^\alpha}, \qquad
-        s_{g,c} = \sqrt{\tfrac{1}{n^2} \textstyle\sum_{v,u} D(1)[v, u, c]^2 + 10^{-20}}
+        s_{g,c} = \max_\alpha \Big(\tfrac{1}{n^2} \textstyle\sum_{v,u} (D(\alpha)[v, u, c]/\alpha!)^2\Big)^{1/(2\alpha)}
 
     (``norm="rms"``, then asinh): the coefficients of :math:`h_v(\epsilon_u = 1/s)`, so the relative scale of the
     orders survives (per-order normalisation would erase it), and multiplying the marking directions by ``t``
@@ -177,16 +194,14 @@ def taylor_rows(jets: GraphJets, m: int, norm: str) -> JetRows:
         raise ValueError(f"jet_norm must be one of {JET_NORMS}, got {norm!r}")
     rows = [pure_jet_rows(jets, a) for a in range(1, m + 1)]  # same pairs, same order for every alpha
     first = rows[0]
-    scale = None
+    parts = [r.values / math.factorial(a) for a, r in enumerate(rows, start=1)]
     if norm == "rms":
-        ss = segment_reduce(first.values * first.values, first.graph, len(first.graph_sizes))
-        scale = torch.sqrt(ss / first.graph_sizes.to(ss.dtype).pow(2).unsqueeze(1) + 1e-20)[first.graph]
-    parts = []
-    for a, r in enumerate(rows, start=1):
-        x = r.values / math.factorial(a)
-        if scale is not None:
-            x = x / scale**a
-        parts.append(torch.asinh(x) if norm != "none" else x)
+        pairs = first.graph_sizes.to(first.values.dtype).pow(2).clamp(min=1).unsqueeze(1)
+        num = len(first.graph_sizes)
+        factors = taylor_scale([segment_reduce(x * x, first.graph, num) / pairs for x in parts])
+        parts = [x * f[first.graph] for x, f in zip(parts, factors)]
+    if norm != "none":
+        parts = [torch.asinh(x) for x in parts]
     return JetRows(
         torch.cat(parts, 1), first.index, first.graph, first.graph_sizes, first.num_nodes, first.multiplicity
     )
@@ -515,7 +530,8 @@ class OutputDerivativeEncoder(nn.Module):
         x_u = \big\|_{\alpha=1}^{m} f\Big(\frac{D_{out}(\alpha)[u]}{\alpha!\, s_g^\alpha}\Big), \qquad
         z_u = W\Big[\, x_u \;\big\|\; \phi(x_u) \;\big\|\; \tfrac1n \textstyle\sum_{w \in G} \psi(x_w) \Big]
 
-    with :math:`s_{g,c} = \sqrt{\frac1n \sum_u D_{out}(1)[u, c]^2 + 10^{-20}}` and ``f = asinh`` (``"rms"``: the
+    with :math:`s_{g,c} = \max_\alpha (\frac1n \sum_u (D_{out}(\alpha)[u, c]/\alpha!)^2)^{1/(2\alpha)}`
+    (:func:`taylor_scale`) and ``f = asinh`` (``"rms"``: the
     Taylor coefficients of a mark of size ``1/s`` on ``u``, one scale per graph and channel shared by every order,
     as in :func:`taylor_rows`; invariant to the scale of the marking directions), ``"asinh"``: ``s = 1``, ``"none"``:
     ``s = 1`` and no asinh.  ``phi``, ``psi``: two-layer MLPs; the mean term (``global_pool``) is the DeepSets pool.
@@ -552,17 +568,14 @@ class OutputDerivativeEncoder(nn.Module):
         if d_out.shape[1] != self.m:
             raise ValueError(f"this encoder reads m={self.m} output-derivative orders, got {d_out.shape[1]}")
         x = d_out.flatten(2)  # (N, m, r*C)
-        scale = None
+        parts = [x[:, a - 1] / math.factorial(a) for a in range(1, self.m + 1)]
         if self.jet_norm == "rms":
             graph = segment_ids(graph_sizes)
-            ss = segment_reduce(x[:, 0] * x[:, 0], graph, len(graph_sizes))
-            scale = torch.sqrt(ss / graph_sizes.clamp(min=1).to(x.dtype).unsqueeze(1) + 1e-20)[graph]
-        parts = []
-        for a in range(1, self.m + 1):
-            y = x[:, a - 1] / math.factorial(a)
-            if scale is not None:
-                y = y / scale**a
-            parts.append(torch.asinh(y) if self.jet_norm != "none" else y)
+            nodes = graph_sizes.clamp(min=1).to(x.dtype).unsqueeze(1)
+            factors = taylor_scale([segment_reduce(y * y, graph, len(graph_sizes)) / nodes for y in parts])
+            parts = [y * f[graph] for y, f in zip(parts, factors)]
+        if self.jet_norm != "none":
+            parts = [torch.asinh(y) for y in parts]
         return torch.cat(parts, 1)
 
     def forward(self, d_out: Tensor, graph_sizes: Tensor) -> Tensor:
