@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from .datasets.registry import OGB_ATOM_DIMS, OGB_BOND_DIMS
@@ -318,14 +317,9 @@ def register_molecules(
 @torch.no_grad()
 def predict_dataset(model: torch.nn.Module, ds: Any, batch_size: int = 128) -> torch.Tensor:
     """Raw model outputs ``(len(ds), num_tasks)`` in dataset order (eval mode, no gradients)."""
-    was = model.training
-    model.eval()
-    outs = []
-    for s in range(0, len(ds), batch_size):
-        g, _ = ds.batch(np.arange(s, min(s + batch_size, len(ds))))
-        outs.append(model(g, g.ndata["feat"], g.edata["feat"]).float())
-    model.train(was)
-    return torch.cat(outs) if outs else torch.zeros(0, 0)
+    from .evaluation import predict
+
+    return predict(model, ds, batch_size)[1] if len(ds) else torch.zeros(0, 0)
 
 
 def _check_fits(p: Predictor, ds: UserGraphDataset) -> None:
