@@ -21,13 +21,7 @@ from dgl_hod.nn.common import (
 from dgl_hod.nn.downstream import DownstreamGNN, ResidualGINELayer
 from dgl_hod.nn.subgraphs import POLICIES, get_policy, subgraph_bag
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 ARCHS = ["gin", "gine", "gine-rwse", "ds-gnn", "dss-gnn"]

@@ -18,13 +18,7 @@ from dgl_hod.reference import reference_forward, reference_jets
 ACTS = sorted(J.ACTIVATIONS)
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    """Exactness is checked in float64 (restored afterwards so other test modules are unaffected)."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def random_graph(n: int, m: int, gen: torch.Generator, self_loops: bool = True) -> dgl.DGLGraph:

@@ -19,12 +19,7 @@ from dgl_hod.reference import reference_forward
 SMALL = dict(hidden_dim=16, base_hidden_dim=8, base_layers=3, downstream_layers=2, encoder_hidden_dim=8)
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def path_graph(n: int) -> dgl.DGLGraph:

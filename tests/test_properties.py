@@ -22,8 +22,6 @@ from hypothesis import strategies as st
 
 from dgl_hod import create_model, list_archs
 
-pytestmark = pytest.mark.filterwarnings("ignore:The input graph for the user-defined edge function:UserWarning")
-
 NODE_VOCAB, EDGE_VOCAB, NUM_TASKS = (3,), (2,), 2
 SMALL = {
     "hod-gnn": dict(hidden_dim=8, base_hidden_dim=4, base_layers=2, order=2, downstream_layers=1),
@@ -36,12 +34,10 @@ PROPERTY_SETTINGS = settings(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:The input graph for the user-defined edge function:UserWarning"),
+    pytest.mark.usefixtures("one_thread"),
+]
 
 
 _MODELS: dict[str, torch.nn.Module] = {}
