@@ -12,8 +12,10 @@ declare -A ARCH CONFIG
 GINE='"hidden_dim":96,"num_layers":6'
 ARCH[gine-zinc]=gine;            CONFIG[gine-zinc]="{$GINE}"
 ARCH[gine-rwse-zinc]=gine-rwse;  CONFIG[gine-rwse-zinc]="{$GINE,\"rwse_steps\":16}"
-ARCH[ds-gnn-zinc]=ds-gnn;        CONFIG[ds-gnn-zinc]='{"hidden_dim":96,"num_layers":4,"policy":"ego_plus","ego_radius":3}'
-ARCH[dss-gnn-zinc]=dss-gnn;      CONFIG[dss-gnn-zinc]='{"hidden_dim":96,"num_layers":4,"policy":"ego_plus","ego_radius":3}'
+# DS-/DSS-GNN: ESAN's ZINC sweeps (configs/deterministic/DS(S)-ZINC.yaml) use ego_nets_plus at main.py's default
+# --num_hops 2, 4 layers, batch 128, 400 epochs; here radius 2 and 4 layers, under the shared recipe.
+ARCH[ds-gnn-zinc]=ds-gnn;        CONFIG[ds-gnn-zinc]='{"hidden_dim":96,"num_layers":4,"policy":"ego_plus","ego_radius":2}'
+ARCH[dss-gnn-zinc]=dss-gnn;      CONFIG[dss-gnn-zinc]='{"hidden_dim":96,"num_layers":4,"policy":"ego_plus","ego_radius":2}'
 ARCH[hod-gnn-k1-m2-zinc]=hod-gnn
 CONFIG[hod-gnn-k1-m2-zinc]='{"k":1,"m":2,"deriv_encoder":"joint","output_derivatives":true}'
 ARCH[hod-gnn-k1-m2-d8-zinc]=hod-gnn
