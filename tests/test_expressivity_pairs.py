@@ -1,0 +1,97 @@
+"""The per-pair bookkeeping of benchmarks/expressivity.py: same counts as the library loop, selections, comparison."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from dgl_hod.datasets import expressivity_pairs
+from dgl_hod.expressivity import expressivity_counts, model_factory, pair_distinguished
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+_spec = importlib.util.spec_from_file_location(
+    "bench_expressivity", Path(__file__).resolve().parents[1] / "benchmarks" / "expressivity.py"
+)
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
+
+# k1 at depth 2 on the old eps = 0 start: ties BREC basic 4 and 24 (docs/paper-model.md, "Initialisation"), separates
+# the other basic pairs, so the verdicts are mixed.
+TIED = ("hod-gnn", {"hidden_dim": 16, "base_hidden_dim": 8, "downstream_layers": 1, "k": 1, "m": 1,
+                    "base_layers": 2, "base_eps": 0.0})  # fmt: skip
+
+
+def test_same_counts_and_relabelings_as_the_library_loop():
+    factory = model_factory(*TIED[:1], **TIED[1])
+    ref = expressivity_counts(factory, sets=["brec"], num_perms=2, max_pairs=26)["brec"]
+    got = bench.evaluate_set(factory, "brec", num_perms=2, max_pairs=26)
+    for key in ("distinguished", "total", "evaluated", "skipped"):
+        assert got[key] == ref[key]
+    assert got["per_category"] == ref["per_category"]
+    missed = [r["index"] for r in got["pairs"] if not r["distinguished"]]
+    assert missed == [4, 24]
+    # the records are the library test's numbers, pair by pair, with the same relabeling stream
+    torch.manual_seed(0)
+    model = factory("brec").double().eval()
+    gen = torch.Generator().manual_seed(0)
+    pairs = expressivity_pairs("brec")
+    for rec in got["pairs"][:6]:
+        g1, g2, _ = pairs[rec["index"]]
+        r = pair_distinguished(model, g1, g2, "brec", 2, gen)
+        assert r["distinguished"] == rec["distinguished"]
+        assert r["distance"] == pytest.approx(rec["distance"], rel=1e-9, abs=1e-14)
+
+
+def test_select_pairs_orders_categories_and_caps_them():
+    metas = [{"category": c} for c in ["a", "a", "b", "b", "b", "c"]]
+    assert bench.select_pairs(metas) == [0, 1, 2, 3, 4, 5]
+    assert bench.select_pairs(metas, categories=["c", "a"]) == [5, 0, 1]
+    assert bench.select_pairs(metas, per_category=2) == [0, 1, 2, 3, 5]
+    assert bench.select_pairs(metas, categories=["b"], per_category=1) == [2]
+    assert bench.select_pairs(metas, pair_ids=[4, 0, 3], categories=["b"]) == [4, 3]
+    assert bench.select_pairs(metas, max_pairs=2, categories=["b", "c"]) == [2, 3]
+    with pytest.raises(ValueError, match="unknown categories"):
+        bench.select_pairs(metas, categories=["z"])
+    with pytest.raises(ValueError, match="out of range"):
+        bench.select_pairs(metas, pair_ids=[6])
+
+
+def test_csl_classes_need_all_nine_pairs_separated():
+    import itertools
+
+    records = [{"index": i, "classes": list(c), "distinguished": True}
+               for i, c in enumerate(itertools.combinations(range(10), 2))]  # fmt: skip
+    assert bench.summarise("csl", records, 45, None)["classes_separated"] == 10
+    records[0]["distinguished"] = False  # classes (0, 1)
+    records[-1]["distinguished"] = None  # classes (8, 9), skipped
+    out = bench.summarise("csl", records, 45, None)
+    assert (out["classes_separated"], out["distinguished"], out["skipped"]) == (6, 43, 1)
+    assert bench.summarise("csl", records[:30], 45, None)["classes_separated"] < 6  # not all pairs seen
+
+
+def test_compare_groups_pairs_by_verdict():
+    def res(verdicts):
+        return {"brec": {"pairs": [{"index": k, "distinguished": v} for k, v in verdicts.items()]}}
+
+    results = {"ref": res({0: True, 1: True, 2: False, 3: False, 4: True}), "m": res({0: True, 1: False, 2: True,
+                                                                                    3: None, 5: True})}  # fmt: skip
+    c = bench.compare(results, "ref", ["brec"])["m"]["brec"]
+    assert c == {"common": 4, "both": [0], "only_model": [2], "only_reference": [1], "neither": [3]}
+    with pytest.raises(ValueError):
+        bench.compare(results, "nope", ["brec"])
+
+
+def test_cli_writes_per_pair_verdicts_and_the_comparison(tmp_path):
+    spec = f"tied={TIED[0]}:{json.dumps(TIED[1])}"
+    gin = 'gin=gin:{"hidden_dim":16,"num_layers":2}'
+    assert bench.main(["--sets", "brec", "--pair-ids", "24", "3", "--num-perms", "2", "--model", spec,
+                       "--model", gin, "--compare-to", "tied", "--out", str(tmp_path), "--name", "x"]) == 0  # fmt: skip
+    data = json.loads((tmp_path / "x.json").read_text())
+    recs = data["results"]["tied"]["brec"]["pairs"]
+    assert [(r["index"], r["distinguished"]) for r in recs] == [(24, False), (3, True)]
+    assert data["comparison"]["models"]["gin"]["brec"]["only_reference"] == [3]  # GIN separates no BREC pair
+    md = (tmp_path / "x.md").read_text()
+    assert "--pair-ids 24 3" in md and "| gin | brec basic | 3 | tied |" in md
