@@ -356,6 +356,7 @@ def main(argv=None) -> int:
     p.add_argument("--pair-ids", type=int, nargs="+", default=None, help="evaluate only these pair indices")
     p.add_argument("--compare-to", default=None, metavar="LABEL", help="add a pair-by-pair comparison with LABEL")
     p.add_argument("--note", action="append", default=[], help="a paragraph for the Markdown file (repeatable)")
+    p.add_argument("--append", action="store_true", help="add the models to --name's existing files")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--name", default="expressivity", help="output file stem")
@@ -369,7 +370,7 @@ def main(argv=None) -> int:
         p.error(f"--categories: choose from {BREC_CATEGORIES}")
 
     models = dict(parse_model(s) for s in a.model) if a.model else DEFAULT_MODELS
-    if a.compare_to is not None and a.compare_to not in models:
+    if a.compare_to is not None and a.compare_to not in models and not a.append:
         p.error(f"--compare-to {a.compare_to!r} is not one of the model labels {list(models)}")
     command = "python benchmarks/expressivity.py " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     protocol = {
@@ -383,22 +384,35 @@ def main(argv=None) -> int:
     machine = machine_string()
     results: dict[str, dict] = {}
 
+    commands, notes = [command], list(a.note)
+    if a.append and (a.out / f"{a.name}.json").exists():  # add this run's models to an earlier run's file
+        prev = json.loads((a.out / f"{a.name}.json").read_text())
+        for label, old in prev["results"].items():
+            if {k: old["protocol"][k] for k in ("num_perms", "tau", "rho", "seed")} != {
+                k: protocol[k] for k in ("num_perms", "tau", "rho", "seed")
+            }:
+                p.error(f"--append: {label!r} in {a.name}.json was run under another protocol: {old['protocol']}")
+            if label not in models:
+                results[label] = old
+        commands = prev.get("commands", [prev.get("command")]) + commands
+        notes = prev.get("notes", []) + notes
+
     def write() -> str:
-        limits = f"time limit {a.time_limit:g} s per (model, set)"
-        if a.category_time_limit:
-            limits += f", {a.category_time_limit:g} s per (model, BREC category)"
         header = (
             f"Random initialisation (seed {a.seed}), float64, eval mode; a pair counts when the distance of the "
             f"mean embeddings exceeds {a.tau:g} x the largest spread over {a.num_perms} random relabelings of each "
-            f"graph and {a.rho:g} x the embedding norm; {limits}. {machine}."
+            f"graph and {a.rho:g} x the embedding norm. Time limits (`--time-limit` per (model, set), "
+            f"`--category-time-limit` per (model, BREC category)) and pair selections are in the command"
+            f"{'s' if len(commands) > 1 else ''}; a cell `x/N (of n run)` counts the n pairs evaluated. {machine}."
         )
-        parts = [f"Command: `{command}`", header]
-        sel = [f"{o} {v}" for o, v in (("categories", a.categories), ("per category", a.per_category)) if v]
-        if a.pair_ids:
-            sel.append(f"pair ids {a.pair_ids}")
-        if sel:
-            parts.append("Selection: " + "; ".join(sel) + " (a table cell `x/N (of n run)` counts n evaluated).")
-        parts += a.note
+        if len(commands) == 1:
+            parts = [f"Command: `{command}`", header]
+        else:
+            parts = ["Commands (each added its models to this file, in this order):\n"]
+            parts[0] += "\n".join(f"```bash\n{c}\n```" for c in commands)
+            parts.append(header)
+        parts += notes
+        all_sets = list(dict.fromkeys(s for res in results.values() for s in res if s not in ("protocol", "model")))
         rows = {
             k: {s: {f: v for f, v in r.items() if f != "pairs"} for s, r in res.items() if s != "model"}
             for k, res in results.items()
@@ -411,16 +425,16 @@ def main(argv=None) -> int:
             if isinstance(r, dict) and r.get("selection", {}).get("cut_by_time")
         ]
         parts.append("Cut short by a time limit: " + ("; ".join(cut) if cut else "none") + ".")
-        parts.append("Pairs not separated, per model and set:\n\n" + missed_table(results, a.sets))
+        parts.append("Pairs not separated, per model and set:\n\n" + missed_table(results, all_sets))
         floor = floor_only_table(results, a.tau)
         if floor:
             parts.append(
                 f"Pairs not counted although their distance exceeds {a.tau:g} x the relabeling spread (they fail "
                 f"only the relative floor {a.rho:g} x the embedding norm):\n\n" + floor
             )
-        data: dict[str, Any] = {"machine": machine, "command": command, "results": results}
+        data: dict[str, Any] = {"machine": machine, "commands": commands, "notes": notes, "results": results}
         if a.compare_to is not None and len(results) > 1 and a.compare_to in results:
-            cmp = compare(results, a.compare_to, a.sets)
+            cmp = compare(results, a.compare_to, all_sets)
             parts.append(comparison_markdown(cmp, results, a.compare_to))
             data["comparison"] = {"reference": a.compare_to, "models": cmp}
         text = "\n\n".join(parts)

@@ -95,3 +95,17 @@ def test_cli_writes_per_pair_verdicts_and_the_comparison(tmp_path):
     assert data["comparison"]["models"]["gin"]["brec"]["only_reference"] == [3]  # GIN separates no BREC pair
     md = (tmp_path / "x.md").read_text()
     assert "--pair-ids 24 3" in md and "| gin | brec basic | 3 | tied |" in md
+
+
+def test_append_adds_models_and_keeps_every_command(tmp_path):
+    gin = 'gin=gin:{"hidden_dim":16,"num_layers":2}'
+    spec = f"tied={TIED[0]}:{json.dumps(TIED[1])}"
+    common = ["--sets", "brec", "--pair-ids", "24", "--num-perms", "2", "--out", str(tmp_path), "--name", "y"]
+    assert bench.main([*common, "--model", gin]) == 0
+    assert bench.main([*common, "--model", spec, "--append", "--compare-to", "gin"]) == 0
+    data = json.loads((tmp_path / "y.json").read_text())
+    assert list(data["results"]) == ["gin", "tied"] and len(data["commands"]) == 2
+    assert data["comparison"]["models"]["tied"]["brec"]["neither"] == [24]
+    other = [("3" if x == "2" else x) for x in common]  # --num-perms 3
+    with pytest.raises(SystemExit):  # another protocol cannot be appended
+        bench.main([*other, "--model", gin, "--append"])
