@@ -76,9 +76,12 @@ def predict(
         progress: a tqdm bar.
 
     Returns:
-        ``(y_true, outputs)``: labels ``(n, label_columns)`` and outputs ``(n, num_outputs)``, float32.
+        ``(y_true, outputs)``: labels ``(n, label_columns)`` and outputs ``(n, num_outputs)``, float32, on the CPU
+        (each batch runs on the model's device, float features in the model's dtype, as in the trainer).
     """
     batch_size = check_batch_size(batch_size)
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
     was_training = model.training
     model.eval()
     ys, preds = [], []
@@ -86,8 +89,14 @@ def predict(
         starts = range(0, len(ds), batch_size)
         for s in tqdm(starts, desc=f"eval {ds.info.name}/{ds.split}", disable=not progress, leave=False):
             g, y = ds.batch(np.arange(s, min(s + batch_size, len(ds))))
+            if g.device != device:
+                g = g.to(device)
+            nf = g.ndata["feat"]
             ef = g.edata["feat"] if "feat" in g.edata else None
-            preds.append(model(g, g.ndata["feat"], ef).float())
+            if param is not None:
+                nf = nf.to(param.dtype) if nf.is_floating_point() else nf
+                ef = ef.to(param.dtype) if ef is not None and ef.is_floating_point() else ef
+            preds.append(model(g, nf, ef).float().cpu())
             ys.append(y.float().reshape(len(y), -1))
     finally:
         model.train(was_training)

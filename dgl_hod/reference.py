@@ -36,9 +36,11 @@ def reference_forward(base: BaseMPNN, src: Tensor, dst: Tensor, x: Tensor, e: Te
     for layer in base.layers:
         act = REFERENCE_ACTIVATIONS[layer.activation]
         msg = h[src] if layer.edge_lin is None else act(h[src] + layer.edge_lin(e))
-        agg = torch.zeros(n, msg.shape[1], dtype=msg.dtype).index_add(0, dst, msg)
+        agg = torch.zeros(n, msg.shape[1], dtype=msg.dtype, device=msg.device).index_add(0, dst, msg)
         if layer.aggregation == "mean":
-            deg = torch.zeros(n, dtype=msg.dtype).index_add(0, dst, torch.ones_like(dst, dtype=msg.dtype))
+            deg = torch.zeros(n, dtype=msg.dtype, device=msg.device).index_add(
+                0, dst, torch.ones_like(dst, dtype=msg.dtype)
+            )
             agg = agg / deg.clamp(min=1).unsqueeze(1)
         a = (1 + layer.eps) * h + agg
         h = act(layer.lin2(act(layer.lin1(a))))
@@ -67,10 +69,10 @@ def reference_jets(
         for k in range(order):
             if k:
                 fun = jacfwd(fun)
-            outs.append(fun(torch.zeros(n, dtype=x.dtype)))
+            outs.append(fun(torch.zeros(n, dtype=x.dtype, device=x.device)))
         # (v, C, u1, .., uk) -> (v, u1, .., uk, C)
         return [d.movedim(1, -1) for d in outs]
 
-    eye = torch.eye(r, dtype=x.dtype)
+    eye = torch.eye(r, dtype=x.dtype, device=x.device)
     per_dir = vmap(per_direction)(eye)  # each (r, n, .., C)
     return [d.movedim(0, -2) for d in per_dir]

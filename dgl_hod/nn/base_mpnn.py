@@ -433,8 +433,10 @@ class BaseMPNN(nn.Module):
                 self.mark_directions.zero_()
                 self.mark_directions[:, 0] = 1.0
                 for layer in self.layers:
-                    layer.lin1.weight.copy_(torch.eye(*layer.lin1.weight.shape))
-                    layer.lin2.weight.copy_(torch.eye(*layer.lin2.weight.shape))
+                    w = layer.lin1.weight
+                    w.copy_(torch.eye(*w.shape, dtype=w.dtype, device=w.device))
+                    w = layer.lin2.weight
+                    w.copy_(torch.eye(*w.shape, dtype=w.dtype, device=w.device))
                     layer.lin1.bias.zero_()
                     layer.lin2.bias.zero_()
                     if layer.edge_lin is not None:

@@ -52,7 +52,7 @@ class CategoricalEncoder(nn.Module):
                 f"expected {len(self.vocab_sizes)} feature column(s) (vocab sizes {self.vocab_sizes}), "
                 f"got ids of shape {tuple(feat.shape)}"
             )
-        if len(cols) and ((cols < 0).any() or (cols >= torch.tensor(self.vocab_sizes)).any()):
+        if len(cols) and ((cols < 0).any() or (cols >= torch.tensor(self.vocab_sizes, device=cols.device)).any()):
             bad = [
                 c
                 for c, v in enumerate(self.vocab_sizes)

@@ -69,7 +69,7 @@ def _reachable(g: dgl.DGLGraph, radius: int) -> Tensor:
     """``(B, n_max, n_max)`` bool: node j within ``radius`` hops of node i (following edge directions), per graph."""
     adj = (dense_adjacency(g) > 0).float()
     B, n_max = adj.shape[:2]
-    reach = torch.eye(n_max, device=g.device).expand(B, n_max, n_max).clone()
+    reach = torch.eye(n_max, dtype=adj.dtype, device=g.device).expand(B, n_max, n_max).clone()
     frontier = reach
     for _ in range(min(radius, max(n_max - 1, 0))):
         frontier = (torch.bmm(frontier, adj) > 0).float()
