@@ -277,7 +277,8 @@ def missed_table(results: dict[str, dict], sets: Iterable[str]) -> str:
                 groups[f"brec {r['category']}" if name == "brec" else name].append(r)
             for g, rs in groups.items():
                 miss = [r["index"] for r in rs if not r["distinguished"]]
-                lines.append(f"| {label} | {g} | {len(rs)} | {len(rs) - len(miss)} | {_ids(miss)} |")
+                ids = f"all ({miss[0]}–{miss[-1]})" if len(miss) == len(rs) > 3 else _ids(miss)
+                lines.append(f"| {label} | {g} | {len(rs)} | {len(rs) - len(miss)} | {ids} |")
     return "\n".join(lines)
 
 
@@ -298,6 +299,15 @@ def floor_only_table(results: dict[str, dict], tau: float) -> str:
     return "\n".join(head + lines)
 
 
+def _seeds(results: dict[str, dict]) -> str:
+    """``"0"``, or ``"0; 1 for m1, m2"`` when the models were built with different seeds (the first one's is bare)."""
+    by_seed: dict[int, list[str]] = defaultdict(list)
+    for label, res in results.items():
+        by_seed[res["protocol"]["seed"]].append(label)
+    items = list(by_seed.items())
+    return "; ".join([str(s) for s, _ in items[:1]] + [f"{s} for {', '.join(ls)}" for s, ls in items[1:]])
+
+
 def comparison_markdown(cmp: dict[str, dict], results: dict[str, dict], reference: str) -> str:
     """Markdown of :func:`compare`: counts of the four verdict groups, then every disagreeing pair with numbers."""
     lines = [
@@ -314,10 +324,18 @@ def comparison_markdown(cmp: dict[str, dict], results: dict[str, dict], referenc
         for name, c in per_set.items():
             if not c["common"]:
                 continue
-            lines.append(
-                f"| {label} | {name} | {c['common']} | {len(c['both'])} | {len(c['only_model'])} | "
-                f"{len(c['only_reference'])} | {len(c['neither'])} |"
-            )
+            where_of = {}
+            for r in results[label][name]["pairs"]:
+                where_of[r["index"]] = f"{name} {r['category']}" if "category" in r else name
+            groups = ("both", "only_model", "only_reference", "neither")
+            for where in dict.fromkeys(where_of.values()):
+                n = {g: sum(where_of[k] == where for k in c[g]) for g in groups}
+                if not sum(n.values()):
+                    continue
+                lines.append(
+                    f"| {label} | {where} | {sum(n.values())} | {n['both']} | {n['only_model']} | "
+                    f"{n['only_reference']} | {n['neither']} |"
+                )
             for side in ("only_model", "only_reference"):
                 for k in c[side]:
                     rec_m = next(r for r in results[label][name]["pairs"] if r["index"] == k)
@@ -388,8 +406,8 @@ def main(argv=None) -> int:
     if a.append and (a.out / f"{a.name}.json").exists():  # add this run's models to an earlier run's file
         prev = json.loads((a.out / f"{a.name}.json").read_text())
         for label, old in prev["results"].items():
-            if {k: old["protocol"][k] for k in ("num_perms", "tau", "rho", "seed")} != {
-                k: protocol[k] for k in ("num_perms", "tau", "rho", "seed")
+            if {k: old["protocol"][k] for k in ("num_perms", "tau", "rho")} != {
+                k: protocol[k] for k in ("num_perms", "tau", "rho")
             }:
                 p.error(f"--append: {label!r} in {a.name}.json was run under another protocol: {old['protocol']}")
             if label not in models:
@@ -398,8 +416,9 @@ def main(argv=None) -> int:
         notes = prev.get("notes", []) + notes
 
     def write() -> str:
+        seeds = _seeds(results) or str(a.seed)
         header = (
-            f"Random initialisation (seed {a.seed}), float64, eval mode; a pair counts when the distance of the "
+            f"Random initialisation (seed {seeds}), float64, eval mode; a pair counts when the distance of the "
             f"mean embeddings exceeds {a.tau:g} x the largest spread over {a.num_perms} random relabelings of each "
             f"graph and {a.rho:g} x the embedding norm. Time limits (`--time-limit` per (model, set), "
             f"`--category-time-limit` per (model, BREC category)) and pair selections are in the command"
