@@ -224,14 +224,34 @@ class ZeroMLP(nn.Module):
         self.lin1.reset_parameters()
         self.lin2.reset_parameters()
 
+    def hidden(self, x: Tensor) -> Tensor:
+        r"""The hidden layer :math:`\sigma(W_1 x + b_1) - \sigma(b_1)`, ``(M, hidden_dim)``; ``phi = lin2 o hidden``."""
+        return self.act(self.lin1(x)) - self.act(self.lin1.bias)
+
+    def project(self, pooled: Tensor, part: int = 0, parts: int = 1) -> Tensor:
+        """``lin2`` (its output rows ``part`` of ``parts`` equal blocks) applied to pooled :meth:`hidden` rows.
+
+        ``lin2`` is linear without bias, so a pool of ``phi`` equals ``project`` of the same pool of ``hidden``:
+        the encoders pool at the hidden width and apply ``lin2`` to ``N`` pooled rows, not to every jet row
+        (the ``(M, parts * H)`` output and its backward are never formed).
+        """
+        weight = self.lin2.weight
+        if parts > 1:
+            weight = weight.chunk(parts, 0)[part]
+        return nn.functional.linear(pooled, weight)
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.lin2(self.act(self.lin1(x)) - self.act(self.lin1.bias))
+        return self.lin2(self.hidden(x))
 
 
-def _pool(values: Tensor, target: Tensor, size_of_target: Tensor, power: int, num: int) -> Tensor:
-    """``out[t] = sum_{rows -> t} values / n_t^power``."""
-    out = segment_reduce(values, target, num)
-    return out / size_of_target.to(values.dtype).pow(power).unsqueeze(1)
+def _scaled(values: Tensor, size_of_target: Tensor, power: int) -> Tensor:
+    """``values[t] / n_t^power``."""
+    return values / size_of_target.to(values.dtype).pow(power).unsqueeze(1)
+
+
+def _pool_phi(phi: ZeroMLP, x: Tensor, target: Tensor, size_of_target: Tensor, power: int, num: int) -> Tensor:
+    """``out[t] = sum_{rows -> t} phi(x) / n_t^power``, pooled at the hidden width (:meth:`ZeroMLP.project`)."""
+    return _scaled(phi.project(segment_reduce(phi.hidden(x), target, num)), size_of_target, power)
 
 
 class Order1Encoder(nn.Module):
@@ -261,18 +281,25 @@ class Order1Encoder(nn.Module):
         self.out.reset_parameters()
 
     def forward(self, rows: JetRows) -> Tensor:
-        n, H = rows.num_nodes, self.hidden_dim
+        n = rows.num_nodes
         v, u = rows.index[:, 0], rows.index[:, 1]
         size = rows.node_size()
         diag_rows = (v == u).nonzero().squeeze(1)
         diag = rows.values.new_zeros(n, rows.values.shape[1]).index_copy(0, v[diag_rows], rows.values[diag_rows])
-        # split, not slices: the backward of one split is one concatenation, that of each slice a zero-filled
-        # copy of the whole (M, parts * H) tensor (measured 1.1x on a k1 training step)
-        f = self.phi(rows.values).split(H, 1)
-        feats = [diag, _pool(f[0], v, size, 1, n), _pool(f[1], u, size, 1, n)]
+        # pool at the hidden width, then lin2 on the pooled rows (ZeroMLP.project: lin2 is linear, so the pools
+        # are the same; the (M, parts * H) output of phi is never formed)
+        parts = 3 if self.global_pool else 2
+        a = self.phi.hidden(rows.values)
+        by_v = segment_reduce(a, v, n)
+        feats = [
+            diag,
+            _scaled(self.phi.project(by_v, 0, parts), size, 1),
+            _scaled(self.phi.project(segment_reduce(a, u, n), 1, parts), size, 1),
+        ]
         if self.global_pool:
-            glob = _pool(f[2], rows.graph, rows.graph_sizes, 2, len(rows.graph_sizes))
-            feats.append(glob[segment_ids(rows.graph_sizes)])
+            gnode = segment_ids(rows.graph_sizes)
+            by_graph = segment_reduce(by_v, gnode, len(rows.graph_sizes))  # rows of a graph = rows of its nodes v
+            feats.append(_scaled(self.phi.project(by_graph, 2, parts), rows.graph_sizes, 2)[gnode])
         return self.out(torch.cat(feats, 1))
 
 
@@ -302,7 +329,7 @@ class Order2Encoder(nn.Module):
             m.reset_parameters()
 
     def forward(self, rows: JetRows) -> Tensor:
-        n, H = rows.num_nodes, self.hidden_dim
+        n = rows.num_nodes
         v, u, w = rows.index[:, 0], rows.index[:, 1], rows.index[:, 2]
         x = rows.values
         size = rows.node_size()
@@ -310,18 +337,18 @@ class Order2Encoder(nn.Module):
         diag = x.new_zeros(n, x.shape[1]).index_copy(0, v[diag_rows], x[diag_rows])
         uu = (u == w).nonzero().squeeze(1)
         vu = ((v == u) | (v == w)).nonzero().squeeze(1)  # the sorted row of D2[v, v, u] for every u, once
-        f = self.phi_all(x)
+        # pools at the hidden width, lin2 after them (ZeroMLP.project): the (M, 2H) output of phi_all is never formed
+        a = self.phi_all.hidden(x)
         # rows stand for (u, w) and (w, u): weighted for the all-pairs pool; the transposed pool (over the first
         # marked node) gets row (t, u, w) at u and, when u != w, also at w
         off = (u != w).nonzero().squeeze(1)
-        f_all, f_t = f.split(H, 1)  # split: one concatenation in the backward, not a zero-filled copy per slice
-        transposed = segment_reduce(f_t, u, n).index_add(0, w[off], f_t.index_select(0, off))
+        transposed = segment_reduce(a, u, n).index_add(0, w[off], a.index_select(0, off))
         feats = [
             diag,
-            _pool(self.phi_uu(x[uu]), v[uu], size, 1, n),
-            _pool(self.phi_vu(x[vu]), v[vu], size, 1, n),
-            _pool(rows.multiplicity.unsqueeze(1) * f_all, v, size, 2, n),
-            transposed / size.to(x.dtype).pow(2).unsqueeze(1),
+            _pool_phi(self.phi_uu, x[uu], v[uu], size, 1, n),
+            _pool_phi(self.phi_vu, x[vu], v[vu], size, 1, n),
+            _scaled(self.phi_all.project(segment_reduce(rows.multiplicity.unsqueeze(1) * a, v, n), 0, 2), size, 2),
+            _scaled(self.phi_all.project(transposed, 1, 2), size, 2),
         ]
         return self.out(torch.cat(feats, 1))
 
@@ -356,8 +383,12 @@ class Order3Encoder(nn.Module):
         uuu = ((u == w) & (w == y)).nonzero().squeeze(1)
         feats = [
             diag,
-            _pool(self.phi_uuu(x[uuu]), v[uuu], size, 1, n),
-            _pool(rows.multiplicity.unsqueeze(1) * self.phi_all(x), v, size, 3, n),
+            _pool_phi(self.phi_uuu, x[uuu], v[uuu], size, 1, n),
+            _scaled(
+                self.phi_all.project(segment_reduce(rows.multiplicity.unsqueeze(1) * self.phi_all.hidden(x), v, n)),
+                size,
+                3,
+            ),
         ]
         return self.out(torch.cat(feats, 1))
 
