@@ -1,4 +1,4 @@
-"""``dgl-hod`` command line: list / info / eval / train / finetune / bench / expressivity / demo / package.
+"""``dgl-hod`` command line: list / info / eval / train / finetune / bench / expressivity / demo / package / remove.
 
 dgl-hod list [PATTERN] [--json]
 dgl-hod info NAME [--json]
@@ -9,7 +9,8 @@ dgl-hod finetune NAME --dataset D --out DIR [--freeze base] [--body-lr-scale 0.1
 dgl-hod bench [--quick]                            # derivative-jet benchmark (benchmarks/bench_jets.py)
 dgl-hod expressivity [...]                         # expressivity suite (benchmarks/expressivity.py)
 dgl-hod demo                                       # the README's main job; exit 1 if it disagrees with zoo.yaml
-dgl-hod package runs/NAME [runs/NAME-s1 ...] --name NAME [--replace]   # finished run(s) -> zoo.yaml + models/
+dgl-hod package runs/NAME [runs/NAME-s1 ...] --name NAME [--replace] [--supersedes OLD]   # run(s) -> zoo + models/
+dgl-hod remove NAME [NAME ...]                     # drop entries from zoo.yaml and delete their models/ files
 dgl-hod report [--out docs/results.md] [--png-dir docs/img]   # curves + accuracy/cost PNGs and a Markdown page
 
 Every error is one line on stderr naming the input and the fix, with exit status 2 (1: a recomputed metric
@@ -272,14 +273,82 @@ def cmd_package(args: argparse.Namespace) -> int:
             raise CLIError(f"run folder {run} {what}; give the --out folder of a finished training run")
     zoo = zoo_registry.default_zoo()
     zoo.check_new_name(args.name, replace=args.replace)
+    supersedes = list(dict.fromkeys(args.supersedes or []))
+    if args.name in supersedes:
+        raise CLIError(f"--supersedes {args.name}: an entry cannot supersede itself; use --replace to overwrite it")
+    zoo.check_entries(supersedes)
     if args.replace and zoo.path.exists() and args.name in zoo.entries:
         print(f"replacing {zoo.describe(args.name)}", file=sys.stderr)
-    entry = zoo_registry.package_run(args.run_dirs, args.name, zoo=zoo, notes=args.notes, replace=args.replace)
+    for old in supersedes:
+        print(f"superseding (removing) {zoo.describe(old)}", file=sys.stderr)
+    described = {old: zoo.describe(old) for old in supersedes}
+    old_files = {old: zoo.entry_files(zoo.model_info(old)) for old in supersedes}
+    entry = zoo_registry.package_run(
+        args.run_dirs, args.name, zoo=zoo, notes=args.notes, replace=args.replace, supersedes=supersedes
+    )
     print(
         f"packaged {' '.join(args.run_dirs)} as {entry.name}: {entry.weights} sha256 {entry.sha256[:12]}..., "
         f"val {entry.metrics['val']['mean']}, test {entry.metrics['test']['mean']}"
     )
+    for old in supersedes:
+        print(f"removed {described[old]}")
+    _after_removal(zoo, supersedes, [p for old in supersedes for p in old_files[old]])
     return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    """Remove zoo entries and their weights/history files (the registry first, atomically; then the files)."""
+    zoo = zoo_registry.default_zoo()
+    names = list(dict.fromkeys(args.names))
+    zoo.check_entries(names)
+    described = {n: zoo.describe(n) for n in names}
+    files = [p for n in names for p in zoo.entry_files(zoo.model_info(n))]
+    zoo.remove_entries(names)
+    for n in names:
+        print(f"removed {described[n]}")
+    _after_removal(zoo, names, files)
+    return 0
+
+
+def _after_removal(zoo: zoo_registry.Zoo, names: list[str], files: list[Path]) -> None:
+    """What is left to do after entries were removed: commit the deletions, and the files that still name them."""
+    if not names:
+        return
+    gone = [p for p in files if not p.exists()]
+    if gone:
+        print("deleted " + ", ".join(str(p) for p in gone))
+    if not in_checkout() or zoo.path.resolve() != (ROOT / "zoo.yaml").resolve():
+        return
+    rel = [os.path.relpath(p, ROOT) for p in [zoo.path, *gone]]
+    print(f"commit the removal: git commit -m '...' -- {' '.join(rel)}")
+    left = {n: mentions(n, ROOT) for n in names}
+    for n, where in left.items():
+        if where:
+            print(
+                f"{n} is still named in {', '.join(where)} (update them; docs/results.md: rerun `dgl-hod report`)",
+                file=sys.stderr,
+            )
+
+
+#: where :func:`mentions` looks for a removed entry's name (historical results under benchmarks/results/ excluded:
+#: they record what was measured then)
+MENTION_GLOBS = ("README.md", "Makefile", "hubconf.py", "docs/*.md", "tests/*.py", "benchmarks/*.py", "benchmarks/*.sh")
+
+
+def mentions(name: str, root: Path = ROOT) -> list[str]:
+    """Files of a checkout (:data:`MENTION_GLOBS`) that name zoo entry ``name`` as a whole word, sorted."""
+    import re
+
+    word = re.compile(rf"(?<![A-Za-z0-9_-]){re.escape(name)}(?![A-Za-z0-9_-])")
+    found = set()
+    for pattern in MENTION_GLOBS:
+        for path in root.glob(pattern):
+            try:
+                if path.is_file() and word.search(path.read_text(encoding="utf-8")):
+                    found.add(path.relative_to(root).as_posix())
+            except (OSError, UnicodeDecodeError):
+                continue
+    return sorted(found)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -336,7 +405,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--name", required=True, help="hod-gnn-k{K}[-m{M}][-d{T}]-{dataset} or {arch}-{dataset}")
     s.add_argument("--replace", action="store_true", help="replace an existing entry of that name (and its weights)")
+    s.add_argument(
+        "--supersedes",
+        action="append",
+        metavar="OLD",
+        help="an older entry this one replaces under a new name (repeatable): removed from zoo.yaml in the same "
+        "atomic write, then its weights and history files are deleted",
+    )
     s.add_argument("--notes", default="")
+    s = sub.add_parser("remove", help="remove zoo entries: zoo.yaml (atomically), then their models/ files")
+    s.add_argument("names", nargs="+", metavar="NAME", help="zoo entries to remove")
     s = sub.add_parser("report", help="training curves and accuracy-vs-cost PNGs + a Markdown page (matplotlib)")
     s.add_argument("--out", default="docs/results.md", help="the Markdown page to write (default docs/results.md)")
     s.add_argument("--png-dir", default=None, help="folder of the PNGs (default: img/ next to --out)")
@@ -391,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
             "eval": cmd_eval,
             "demo": cmd_demo,
             "package": cmd_package,
+            "remove": cmd_remove,
             "report": cmd_report,
             "predict": own_data.cmd_predict,
         }

@@ -25,7 +25,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -487,25 +487,103 @@ class Zoo:
                 f"choose another --name"
             )
 
-    def write_entry(self, entry: ZooEntry) -> ZooEntry:
+    def write_entry(self, entry: ZooEntry, *, supersedes: Sequence[str] = ()) -> ZooEntry:
         """Add or replace ``entry`` in the registry file (atomic write; other entries keep their order).
 
         The entry's weights file is bound to its config first (:meth:`bind_weights`: the config hash goes into the
         file's metadata and the entry; tensors stay bit-identical), so the returned entry may have a new
         ``sha256`` and ``config_sha256``.
+
+        ``supersedes``: names of entries this one replaces under a new name (a renamed model, e.g.
+        ``hod-gnn-k1-zinc`` -> ``hod-gnn-k1-m2-zinc``). They leave the registry in the same atomic write that adds
+        ``entry`` (which takes the first one's place), and their weights and history files are deleted afterwards
+        (:meth:`remove_entries` has the rules).
         """
         check_name(entry.name)
+        supersedes = list(dict.fromkeys(supersedes))
+        if entry.name in supersedes:
+            raise ZooError(f"{entry.name!r} cannot supersede itself; pass --replace to overwrite an entry in place")
+        self.check_entries(supersedes)
         if self.weights_path(entry).exists():
             entry = self._bind(entry)
         raw = _load_yaml(self.path) if self.path.exists() else None
         raw = raw or {}
-        raw.setdefault("models", {})
-        raw["models"][entry.name] = entry.to_dict()
+        old = dict(raw.get("models") or {})
+        gone = {n: ZooEntry.from_dict(n, old[n]) for n in supersedes}
+        models: dict[str, Any] = {}
+        for name, data in old.items():
+            if name == entry.name or (name in gone and entry.name not in old and entry.name not in models):
+                models[entry.name] = entry.to_dict()
+            elif name not in gone:
+                models[name] = data
+        models.setdefault(entry.name, entry.to_dict())
+        raw["models"] = models
+        self._write_registry(raw)
+        self._delete_files(gone.values())
+        return entry
+
+    def _write_registry(self, raw: Mapping[str, Any]) -> None:
+        """The one write of ``zoo.yaml`` (atomic: readers see the old file or the new one, never a mixture)."""
         header = "# dgl-hod model zoo: the single source of truth (see docs/zoo.md).\n"
-        text = header + yaml.safe_dump(raw, sort_keys=False, default_flow_style=None, width=120)
+        text = header + yaml.safe_dump(dict(raw), sort_keys=False, default_flow_style=None, width=120)
         atomic_write_bytes(self.path, text.encode())
         self._entries = None
-        return entry
+
+    def check_entries(self, names: Sequence[str]) -> None:
+        """Refuse (:class:`ZooError`, with close matches) unless every name is an entry of the registry."""
+        unknown = [n for n in names if not self.path.exists() or n not in self.entries]
+        if unknown:
+            hints = "".join(did_you_mean(n, self.entries if self.path.exists() else []) for n in unknown)
+            raise ZooError(
+                f"no zoo entry {', '.join(map(repr, unknown))} in {self.path} to remove (already removed?).{hints} "
+                f"`dgl-hod list` shows the entries"
+            )
+
+    def entry_files(self, entry: ZooEntry) -> list[Path]:
+        """The files of ``models/`` that belong to ``entry``: its weights and, where it has one, its history."""
+        history = self.history_path(entry)
+        return [self.weights_path(entry), *([history] if history is not None else [])]
+
+    def remove_entries(self, names: Sequence[str]) -> list[Path]:
+        """Remove entries ``names`` from the registry and delete their weights and history files.
+
+        Every name must exist (nothing is changed otherwise). The registry is rewritten once, atomically, without
+        them, and only then are their files deleted, so a reader never finds an entry whose file is gone; an
+        interruption between the two steps can only leave unreferenced files, which :meth:`unreferenced_files`
+        lists and a second ``remove`` cannot reach (delete them by hand). A file that another remaining entry still
+        names is kept. Returns the deleted files.
+        """
+        names = list(dict.fromkeys(names))
+        if not names:
+            raise ValueError("give at least one zoo entry name to remove")
+        self.check_entries(names)
+        gone = [self.entries[n] for n in names]
+        raw = _load_yaml(self.path) or {}
+        raw["models"] = {n: e for n, e in (raw.get("models") or {}).items() if n not in names}
+        self._write_registry(raw)
+        return self._delete_files(gone)
+
+    def _delete_files(self, gone: Iterable[ZooEntry]) -> list[Path]:
+        """Delete the files of removed entries that no entry of the (already rewritten) registry names."""
+        kept = {p.resolve() for e in self.entries.values() for p in self.entry_files(e)}
+        deleted = []
+        for entry in gone:
+            for path in self.entry_files(entry):
+                if path.resolve() not in kept and path.is_file():
+                    path.unlink()
+                    deleted.append(path)
+        return deleted
+
+    def unreferenced_files(self) -> list[Path]:
+        """Files in ``models/`` that no entry names (left by an interrupted removal, or by hand): sorted.
+
+        Hidden files (``.gitkeep``) are not counted.
+        """
+        if not self.models_dir.is_dir():
+            return []
+        named = {p.resolve() for e in self.entries.values() for p in self.entry_files(e)}
+        files = (p for p in self.models_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+        return sorted(p for p in files if p.resolve() not in named)
 
     def _bind(self, entry: ZooEntry) -> ZooEntry:
         """``entry`` with its weights file rewritten to carry the config hash in its metadata (tensors unchanged)."""
@@ -1056,6 +1134,7 @@ def package_run(
     notes: str = "",
     require_full_train: bool = True,
     replace: bool = False,
+    supersedes: Sequence[str] = (),
 ) -> ZooEntry:
     """Turn finished training runs (``record.json`` + ``best.safetensors`` of :mod:`dgl_hod.train`) into a zoo entry.
 
@@ -1068,12 +1147,19 @@ def package_run(
     Each run's per-epoch history (:func:`history_rows`, one list per seed) is written to
     ``models/NAME.history.json`` and bound to the entry by its sha256 (the ``history`` field, checked by
     :meth:`Zoo.read_history`), so ``dgl-hod report`` can redraw the curves from the repository alone.
+
+    ``supersedes``: older entries this one replaces under another name (a renamed model): they are removed from
+    ``zoo.yaml`` in the same atomic write that adds the new entry, then their weights and history files are deleted
+    (:meth:`Zoo.write_entry`). Checked before any work is done.
     """
     from .datasets import get_info
     from .own_data import reference_dataset, run_data_recipe
 
     zoo = zoo or default_zoo()
     zoo.check_new_name(name, replace=replace)  # naming scheme; an existing entry needs replace=True
+    if name in supersedes:
+        raise ZooError(f"{name!r} cannot supersede itself; pass --replace to overwrite an entry in place")
+    zoo.check_entries(list(supersedes))  # before the runs are re-evaluated
     runs = [Path(run_dir)] if isinstance(run_dir, (str, os.PathLike)) else [Path(r) for r in run_dir]
     if not runs:
         raise ValueError("give at least one run directory")
@@ -1161,7 +1247,7 @@ def package_run(
         notes=notes,
         history=history,
     )
-    return zoo.write_entry(entry)  # binds the weights to the config (hash in metadata and entry)
+    return zoo.write_entry(entry, supersedes=supersedes)  # binds the weights to the config (hash in metadata)
 
 
 def _plain(obj: Any) -> Any:

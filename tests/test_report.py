@@ -217,3 +217,96 @@ def test_repackaging_a_run_without_history_removes_the_old_file(tiny, tmp_path):
     assert entry.history == {} and not old_file.exists() and zoo.read_history(NAME) is None
     assert entry.recipe["peak_rss_mib"] == 123.4
     assert "history" not in yaml.safe_load(zoo.path.read_text())["models"][NAME]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the goal table (issue 14): protocol check, the "still falling" rule, goal status
+# ---------------------------------------------------------------------------------------------------------------------
+def test_curve_trend_against_numpy():
+    """The rule on synthetic curves, its slope checked against numpy's least-squares fit."""
+    from dgl_hod.report import curve_trend
+
+    rng = np.random.default_rng(0)
+    e = np.arange(300)
+    falling = 0.1 + 0.5 * np.exp(-e / 400) + rng.normal(0, 1e-3, e.size)  # still far from its floor
+    t = curve_trend(list(falling))
+    slope = np.polyfit(e[-30:], falling[-30:], 1)[0]
+    assert (t.epochs, t.tail, t.best_epoch) == (300, 30, int(np.argmin(falling)) + 1)
+    assert t.slope_per_10 == pytest.approx(10 * slope / falling[-30:].mean(), rel=1e-9)
+    assert t.improving and t.best_epoch > 270 and slope < 0
+    overfit = 0.1 + 0.5 * np.exp(-e / 20) + 2e-4 * e  # best near epoch 80, rising since
+    t = curve_trend(list(overfit))
+    assert not t.improving and t.best_epoch == int(np.argmin(overfit)) + 1 < 270 and t.slope_per_10 > 0
+    flat_end = np.r_[np.linspace(1.0, 0.2, 200), np.full(100, 0.2)]  # plateaued: best (first) long before the tail
+    assert curve_trend(list(flat_end)).improving is False
+    # higher is better: the mirror image of the falling curve is still rising; a diverged epoch (None) is skipped
+    assert curve_trend(list(1 - falling), higher_is_better=True).improving
+    with_nan = [*falling[:-1], None]
+    assert curve_trend(with_nan).improving and curve_trend(with_nan).best_epoch == int(np.argmin(falling[:-1])) + 1
+    # too short for a verdict: the tail would be the whole run
+    assert curve_trend([1.0, 0.5, 0.4, 0.3, 0.2]) is None and curve_trend([1.0, 0.5, 0.4, 0.3, 0.2, 0.1]) is not None
+
+
+def test_protocol_constants_match_the_script_and_the_trainer(tiny):
+    """PROTOCOL_RECIPE is what benchmarks/zoo_protocol.sh runs: its E, its flags, the trainer's defaults otherwise;
+    and the goal table names exactly the script's runs."""
+    import re
+
+    from dgl_hod.report import GOALS, PROTOCOL_EPOCHS, PROTOCOL_RECIPE
+    from dgl_hod.train import Recipe
+
+    script = (ROOT / "benchmarks" / "zoo_protocol.sh").read_text()
+    assert f"E=${{E:-{PROTOCOL_EPOCHS}}}" in script and PROTOCOL_RECIPE["epochs_requested"] == PROTOCOL_EPOCHS
+    assert '--epochs "$E"' in script and f"--warmup-epochs {PROTOCOL_RECIPE['warmup_epochs']}" in script
+    for flag in ("--lr", "--weight-decay", "--batch-size", "--time-budget"):  # the trainer's defaults apply
+        assert flag not in script
+    defaults = Recipe(epochs=1)
+    assert (defaults.lr, defaults.weight_decay, defaults.batch_size) == tuple(
+        PROTOCOL_RECIPE[k] for k in ("lr", "weight_decay", "batch_size")
+    )
+    root, _ = tiny
+    assert json.loads((root / "run-s0" / "record.json").read_text())["recipe"]["loss"] == PROTOCOL_RECIPE["loss"]
+    runs = set(re.findall(r"ARCH\[([a-z0-9-]+)\]=", script))
+    assert {g.model for g in GOALS} == runs
+
+
+def test_goal_rows_status(tiny, tmp_path):
+    from dgl_hod.report import GOALS, PROTOCOL_RECIPE, goal_rows, protocol_differences
+
+    _, src = tiny
+    zoo = _copy_zoo(src, tmp_path / "zoo")
+    entry = zoo.model_info(NAME)
+    assert protocol_differences(entry) == ["epochs_requested 2 (protocol 300)", "warmup_epochs 1 (protocol 5)"]
+    protocol = {**entry.recipe, **PROTOCOL_RECIPE, "epochs_run": 300}
+    goal = {g.model: g for g in GOALS}
+
+    def add(name, mean, recipe, history=False):
+        test = {**entry.metrics["test"], "mean": mean}
+        e = dataclasses.replace(entry, name=name, recipe=recipe, metrics={**entry.metrics, "test": test})
+        zoo.write_entry(e if history else dataclasses.replace(e, history={}))
+
+    add("gine-zinc", goal["gine-zinc"].goal - 0.01, protocol)
+    add("ds-gnn-zinc", goal["ds-gnn-zinc"].goal + 0.0123, protocol)
+    add("hod-gnn-k1-m2-zinc", 0.079, protocol)
+    add("dss-gnn-zinc", 0.05, {**entry.recipe, "time_budget_s": 1200.0, "epochs_requested": None})
+    add("gine-rwse-zinc", 0.3, protocol)
+    rows = {r["model"].strip("`"): r for r in goal_rows(collect(zoo))}
+    assert list(rows) == [g.model for g in GOALS]
+    assert rows["gine-zinc"]["status"] == "met" and rows["gine-zinc"]["protocol"] == "yes"
+    assert rows["ds-gnn-zinc"]["status"] == "missed by 0.0123" and rows["ds-gnn-zinc"]["epochs"] == "300/300"
+    assert rows["hod-gnn-k1-m2-zinc"]["status"] == "met, stretch too"
+    assert rows["hod-gnn-k1-m2-zinc"]["goal"] == "≤ 0.10 (stretch ≤ 0.08)"
+    assert rows["hod-gnn-k1-m2-zinc"]["published"] == "0.0666 ± 0.0035"
+    assert rows["dss-gnn-zinc"]["status"] == "not yet trained under the protocol"  # 0.05 < goal: not judged
+    assert (
+        rows["dss-gnn-zinc"]["protocol"] == "no: no fixed epoch count, time budget 1200 s, warmup_epochs 1 (protocol 5)"
+    )
+    assert rows["gine-rwse-zinc"]["status"] == "reported" and rows["gine-rwse-zinc"]["goal"] == "report"
+    assert rows["hod-gnn-k2-zinc"]["status"] == "not packaged" and rows["hod-gnn-k2-zinc"]["measured"].startswith("not")
+    assert rows["gine-zinc"]["falling"] == "no history recorded"
+    # an entry with a (2-epoch) history: too short for a verdict; the page carries the table
+    add("gine-zinc", 0.1, protocol, history=True)
+    assert goal_rows(collect(zoo))[-2]["falling"] == "history refused"  # the history is gine-tiny-zinc's, not its own
+    page = write_report(zoo, tmp_path / "docs" / "results.md").page.read_text()
+    table = page.split("## Goals (issue 14, ZINC-12k test MAE)")[1].split("## Training curves")[0]
+    assert table.count("\n| `") == len(GOALS) and "| `ds-gnn-zinc` | ≤ 0.133 | 0.116 |" in table
