@@ -368,6 +368,13 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-pairs", type=int, default=None)
     p.add_argument("--time-limit", type=float, default=150.0, help="seconds per (model, set); 0 = none")
+    p.add_argument(
+        "--set-time-limit",
+        action="append",
+        default=[],
+        metavar="SET=SECONDS",
+        help="override --time-limit for one set (repeatable)",
+    )
     p.add_argument("--categories", nargs="+", default=None, help="BREC: these categories only, evaluated in this order")
     p.add_argument("--per-category", type=int, default=None, help="BREC: the first N pairs of each category")
     p.add_argument("--category-time-limit", type=float, default=None, help="BREC: seconds per (model, category)")
@@ -387,6 +394,12 @@ def main(argv=None) -> int:
     if a.categories and set(a.categories) - set(BREC_CATEGORIES):
         p.error(f"--categories: choose from {BREC_CATEGORIES}")
 
+    set_limits = {}
+    for spec in a.set_time_limit:
+        name, _, sec = spec.partition("=")
+        if name not in a.sets or not sec:
+            p.error(f"--set-time-limit {spec!r}: want SET=SECONDS with SET one of --sets {a.sets}")
+        set_limits[name] = float(sec)
     models = dict(parse_model(s) for s in a.model) if a.model else DEFAULT_MODELS
     if a.compare_to is not None and a.compare_to not in models and not a.append:
         p.error(f"--compare-to {a.compare_to!r} is not one of the model labels {list(models)}")
@@ -420,7 +433,8 @@ def main(argv=None) -> int:
         header = (
             f"Random initialisation (seed {seeds}), float64, eval mode; a pair counts when the distance of the "
             f"mean embeddings exceeds {a.tau:g} x the largest spread over {a.num_perms} random relabelings of each "
-            f"graph and {a.rho:g} x the embedding norm. Time limits (`--time-limit` per (model, set), "
+            f"graph and {a.rho:g} x the embedding norm. Time limits (`--time-limit` and `--set-time-limit` per "
+            f"(model, set), "
             f"`--category-time-limit` per (model, BREC category)) and pair selections are in the command"
             f"{'s' if len(commands) > 1 else ''}; a cell `x/N (of n run)` counts the n pairs evaluated. {machine}."
         )
@@ -478,7 +492,7 @@ def main(argv=None) -> int:
                 per_category=a.per_category if name == "brec" else None,
                 pair_ids=a.pair_ids,
                 max_pairs=a.max_pairs,
-                time_limit_s=a.time_limit or None,
+                time_limit_s=set_limits.get(name, a.time_limit) or None,
                 category_time_limit_s=a.category_time_limit if name == "brec" else None,
             )
         res["model"] = {"arch": arch, "config": config}
