@@ -3,6 +3,7 @@
 import importlib.util
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -15,17 +16,18 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 _spec = importlib.util.spec_from_file_location(
     "bench_expressivity", Path(__file__).resolve().parents[1] / "benchmarks" / "expressivity.py"
 )
+assert _spec is not None and _spec.loader is not None
 bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
 
 # k1 at depth 2 on the old eps = 0 start: ties BREC basic 4 and 24 (docs/paper-model.md, "Initialisation"), separates
 # the other basic pairs, so the verdicts are mixed.
-TIED = ("hod-gnn", {"hidden_dim": 16, "base_hidden_dim": 8, "downstream_layers": 1, "k": 1, "m": 1,
-                    "base_layers": 2, "base_eps": 0.0})  # fmt: skip
+TIED_CONFIG: dict[str, Any] = {"hidden_dim": 16, "base_hidden_dim": 8, "downstream_layers": 1, "k": 1, "m": 1}
+TIED = ("hod-gnn", {**TIED_CONFIG, "base_layers": 2, "base_eps": 0.0})
 
 
 def test_same_counts_and_relabelings_as_the_library_loop():
-    factory = model_factory(*TIED[:1], **TIED[1])
+    factory = model_factory(TIED[0], **TIED[1])
     ref = expressivity_counts(factory, sets=["brec"], num_perms=2, max_pairs=26)["brec"]
     got = bench.evaluate_set(factory, "brec", num_perms=2, max_pairs=26)
     for key in ("distinguished", "total", "evaluated", "skipped"):
