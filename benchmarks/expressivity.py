@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import sys
 import time
@@ -299,6 +300,24 @@ def floor_only_table(results: dict[str, dict], tau: float) -> str:
     return "\n".join(head + lines)
 
 
+def dumps(data: Any) -> str:
+    """JSON with two-space indentation, each per-pair record on one line (the files stay small and diffable)."""
+    compact: list[str] = []
+
+    def walk(o: Any) -> Any:
+        if isinstance(o, dict) and "index" in o and "distinguished" in o:
+            compact.append(json.dumps(o, separators=(", ", ": ")))
+            return f"@@{len(compact) - 1}@@"
+        if isinstance(o, dict):
+            return {k: walk(v) for k, v in o.items()}
+        if isinstance(o, list):
+            return [walk(v) for v in o]
+        return o
+
+    text = json.dumps(walk(data), indent=2)
+    return re.sub(r'"@@(\d+)@@"', lambda m: compact[int(m.group(1))], text)
+
+
 def _seeds(results: dict[str, dict]) -> str:
     """``"0"``, or ``"0; 1 for m1, m2"`` when the models were built with different seeds (the first one's is bare)."""
     by_seed: dict[int, list[str]] = defaultdict(list)
@@ -472,7 +491,7 @@ def main(argv=None) -> int:
             data["comparison"] = {"reference": a.compare_to, "models": cmp}
         text = "\n\n".join(parts)
         atomic_write_bytes(a.out / f"{a.name}.md", (text + "\n").encode())
-        atomic_write_bytes(a.out / f"{a.name}.json", json.dumps(data, indent=2).encode())
+        atomic_write_bytes(a.out / f"{a.name}.json", dumps(data).encode())
         return text
 
     text = ""
