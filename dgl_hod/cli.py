@@ -25,7 +25,9 @@ import math
 import os
 import runpy
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from . import own_data
 from . import zoo as zoo_registry
@@ -71,6 +73,12 @@ def _metric_summary(entry: ZooEntry, split: str = "test") -> str:
     return f"{entry.metrics.get(split, {}).get('metric', '')} {_value(entry, split)}".strip()
 
 
+def _budget(recipe: Mapping[str, Any]) -> str:
+    """A recipe's time budget in seconds as the tables print it; "—" for a fixed-epoch run (no budget)."""
+    budget = recipe.get("time_budget_s")
+    return "—" if budget is None else str(budget)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     zoo = zoo_registry.default_zoo()
     names = zoo.list_models(args.pattern)
@@ -99,7 +107,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(
                 f"| `{r['name']}` | {r['arch']} | {r['params']:,} | {r['val']} | {r['test']} | "
                 f"{e.metrics.get('test', {}).get('num_seeds', 1)} | "
-                f"{rec.get('epochs_run', '')} | {rec.get('seconds_per_epoch', '')} | {rec.get('time_budget_s', '')} |"
+                f"{rec.get('epochs_run', '')} | {rec.get('seconds_per_epoch', '')} | {_budget(rec)} |"
             )
     else:
         _print_table(rows, ["name", "arch", "dataset", "params", "val", "test", "weights"])
@@ -255,7 +263,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 "seeds": e.metrics["test"].get("num_seeds", 1),
                 "s/epoch": f"{r.get('seconds_per_epoch', float('nan')):.0f}",
                 "epochs": r.get("epochs_run", ""),
-                "budget": r.get("time_budget_s", ""),
+                "budget": _budget(r),
             }
         )
     _print_table(rows, list(rows[0]))
@@ -293,7 +301,36 @@ def cmd_package(args: argparse.Namespace) -> int:
     for old in supersedes:
         print(f"removed {described[old]}")
     _after_removal(zoo, supersedes, [p for old in supersedes for p in old_files[old]])
+    tracked = tracked_files(args.run_dirs, ROOT) if in_checkout() else []
+    if tracked:  # checkpoints committed to resume a run in a later session: packaged now, they leave the tree
+        print(
+            f"committed run files of packaged runs (kept only to resume training): git rm --cached "
+            f"{' '.join(tracked)} && git commit -m '...' -- {' '.join(tracked)}",
+            file=sys.stderr,
+        )
     return 0
+
+
+def tracked_files(paths: list[str], root: Path) -> list[str]:
+    """The files under ``paths`` that git tracks in the checkout at ``root`` (``[]`` without git or a repository)."""
+    import subprocess
+
+    inside = []
+    for path in paths:
+        try:
+            inside.append(os.path.relpath(Path(path).resolve(), root.resolve()))
+        except ValueError:  # another drive (Windows)
+            continue
+    inside = [p for p in inside if not p.startswith("..")]
+    if not inside:
+        return []
+    try:
+        out = subprocess.run(
+            ["git", "ls-files", "-z", "--", *inside], cwd=root, capture_output=True, timeout=30, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return sorted(f for f in out.stdout.decode().split("\0") if f)
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
