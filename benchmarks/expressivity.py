@@ -149,13 +149,14 @@ def evaluate_set(
     pair_ids: Iterable[int] | None = None,
     max_pairs: int | None = None,
     time_limit_s: float | None = None,
-    category_time_limit_s: float | None = None,
+    category_time_limit_s: float | dict[str, float] | None = None,
 ) -> dict:
     """One set for one model, with every evaluated pair's record (``"pairs"``) next to the counts.
 
     Seeding, relabelings, the test and the JetMemoryError handling are those of ``expressivity_counts``; with no
     selection the counts are identical.  ``time_limit_s`` stops starting pairs after that many seconds in the
-    set, ``category_time_limit_s`` after that many in the current BREC category (the next category still runs).
+    set, ``category_time_limit_s`` after that many in the current BREC category (the next category still runs; a
+    dict gives a limit per category, key ``"*"`` for the others).
     """
     import torch
 
@@ -186,7 +187,12 @@ def evaluate_set(
             break
         cat = str(metas[k].get("category", name))
         cat_t0.setdefault(cat, now)
-        if category_time_limit_s is not None and now - cat_t0[cat] > category_time_limit_s:
+        cat_limit = (
+            category_time_limit_s.get(cat, category_time_limit_s.get("*"))
+            if isinstance(category_time_limit_s, dict)
+            else category_time_limit_s
+        )
+        if cat_limit is not None and now - cat_t0[cat] > cat_limit:
             if cat not in cut:
                 cut.append(cat)
             continue
@@ -396,7 +402,13 @@ def main(argv=None) -> int:
     )
     p.add_argument("--categories", nargs="+", default=None, help="BREC: these categories only, evaluated in this order")
     p.add_argument("--per-category", type=int, default=None, help="BREC: the first N pairs of each category")
-    p.add_argument("--category-time-limit", type=float, default=None, help="BREC: seconds per (model, category)")
+    p.add_argument(
+        "--category-time-limit",
+        nargs="+",
+        default=None,
+        metavar="[CAT=]SECONDS",
+        help="BREC: seconds per (model, category); CAT=SECONDS for one category (e.g. 60 str=150)",
+    )
     p.add_argument("--pair-ids", type=int, nargs="+", default=None, help="evaluate only these pair indices")
     p.add_argument("--compare-to", default=None, metavar="LABEL", help="add a pair-by-pair comparison with LABEL")
     p.add_argument("--note", action="append", default=[], help="a paragraph for the Markdown file (repeatable)")
@@ -419,6 +431,14 @@ def main(argv=None) -> int:
         if name not in a.sets or not sec:
             p.error(f"--set-time-limit {spec!r}: want SET=SECONDS with SET one of --sets {a.sets}")
         set_limits[name] = float(sec)
+    cat_limits: dict[str, float] | None = None
+    if a.category_time_limit:
+        cat_limits = {}
+        for spec in a.category_time_limit:
+            cat, _, sec = spec.rpartition("=")
+            if cat and cat not in BREC_CATEGORIES:
+                p.error(f"--category-time-limit {spec!r}: choose a category from {BREC_CATEGORIES}")
+            cat_limits[cat or "*"] = float(sec)
     models = dict(parse_model(s) for s in a.model) if a.model else DEFAULT_MODELS
     if a.compare_to is not None and a.compare_to not in models and not a.append:
         p.error(f"--compare-to {a.compare_to!r} is not one of the model labels {list(models)}")
@@ -512,7 +532,7 @@ def main(argv=None) -> int:
                 pair_ids=a.pair_ids,
                 max_pairs=a.max_pairs,
                 time_limit_s=set_limits.get(name, a.time_limit) or None,
-                category_time_limit_s=a.category_time_limit if name == "brec" else None,
+                category_time_limit_s=cat_limits if name == "brec" else None,
             )
         res["model"] = {"arch": arch, "config": config}
         results[label] = res
