@@ -288,9 +288,9 @@ def test_modules_hold_no_tensor_that_to_would_not_move(arch, config):
 @pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
-    reason="nn/layouts.py builds index tensors with torch.arange/torch.zeros without device= (lines 78, 91, 119, "
-    "184, 222, 233-237 at the time of writing); owned by the issue-12 §1 rewrite. When this XPASSes, remove the "
-    "marker and the PENDING entry",
+    reason="nn/layouts.py builds index tensors with torch.arange/torch.zeros without device= (DenseLayout.__init__, "
+    "init_marks, _mask; _ball_keys; SparseLayout.__init__), owned by the issue-12 §1 rewrite; when this XPASSes, "
+    "remove the marker and the PENDING entry",
 )
 def test_jet_layouts_follow_their_inputs_device():
     g = _batch()
