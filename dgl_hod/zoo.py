@@ -296,9 +296,26 @@ def save_weights(
 
 
 def _safetensors_bytes(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None) -> bytes:
+    """A safetensors file of ``tensors`` and ``metadata``, the same bytes for the same inputs (:func:`_canonical`)."""
     from safetensors.torch import save
 
-    return save(dict(tensors), metadata=dict(metadata) if metadata else None)
+    return _canonical(save(dict(tensors), metadata=dict(metadata) if metadata else None))
+
+
+def _canonical(data: bytes) -> bytes:
+    """``data`` (a safetensors file) with its JSON header in one fixed order: the metadata first, keys sorted, then
+    the tensors in the order of their bytes. safetensors writes the metadata map in a random order, so packaging the
+    same run twice gave two files (and two sha256) with the same tensors. The tensor bytes are not touched (their
+    offsets count from the end of the header); the header is padded with spaces to 8 bytes, as safetensors does.
+    """
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    meta = header.pop("__metadata__", None)
+    ordered = {"__metadata__": dict(sorted(meta.items()))} if meta else {}
+    ordered.update(sorted(header.items(), key=lambda kv: (kv[1]["data_offsets"], kv[0])))
+    text = json.dumps(ordered, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + data[8 + size :]
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
