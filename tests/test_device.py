@@ -13,12 +13,13 @@ This machine has no GPU and a CPU-only DGL, so a wrong device cannot show up as 
 Models run under the watch while the default dtype is float32 and the model and inputs are float64, so both kinds of
 slip would also change the numbers (the outputs are compared with an unwatched run and must be float64).
 
-Scope: the watch looks at the innermost caller frame outside ``torch/`` and records it only when that frame is a
-``dgl_hod`` file.  DGL's own Python code is outside the scope on purpose: DGL makes tensors of its own (graph
-metadata, readout segment sizes) on the default device, so ``torch.set_default_device("meta")`` (the other way to
-run this check) stops inside DGL once our code is fixed: a GINE forward fails in ``dgl.readout`` ->
-``DGLGraph.batch_num_nodes`` -> ``dgl.backend.pytorch.copy_to`` with "Cannot copy out of meta tensor" (DGL 2.1.0),
-so it cannot tell our slips from DGL's, and it stops at the first one.  Files whose
+Scope: the watch looks at the frame that called the factory (one called inside a torch function is torch's) and
+records it only when that frame is a ``dgl_hod`` file.  DGL's own Python code is outside the scope on purpose: DGL
+makes tensors of its own (graph metadata, readout segment sizes) on the default device, so
+``torch.set_default_device("meta")`` (the other way to run this check) stops inside DGL once our code is fixed: a
+GINE forward fails in ``dgl.readout`` -> ``DGLGraph.batch_num_nodes`` -> ``dgl.backend.pytorch.copy_to`` with
+"Cannot copy out of meta tensor" (DGL 2.1.0), so it cannot tell our slips from DGL's, and it stops at the first one.
+Files whose
 job is to make CPU tensors are exempt (:data:`EXEMPT`).  The GPU half of the check is ``benchmarks/gpu_check.py``.
 """
 
