@@ -19,8 +19,8 @@ makes tensors of its own (graph metadata, readout segment sizes) on the default 
 ``torch.set_default_device("meta")`` (the other way to run this check) stops inside DGL once our code is fixed: a
 GINE forward fails in ``dgl.readout`` -> ``DGLGraph.batch_num_nodes`` -> ``dgl.backend.pytorch.copy_to`` with
 "Cannot copy out of meta tensor" (DGL 2.1.0), so it cannot tell our slips from DGL's, and it stops at the first one.
-Files whose
-job is to make CPU tensors are exempt (:data:`EXEMPT`).  The GPU half of the check is ``benchmarks/gpu_check.py``.
+Files whose job is to make CPU tensors are exempt (:data:`EXEMPT`).  The GPU half of the check is
+``benchmarks/gpu_check.py``.
 """
 
 from __future__ import annotations
