@@ -422,7 +422,12 @@ class JetLayout(Protocol):
 
     def aggregate(self, comp: Tensor, level: int, edge_weight: Tensor | None = None) -> Tensor:
         """``out[v] = sum_{w -> v} edge_weight[w->v] * comp[w]`` over the graph's edges, for a component;
-        ``edge_weight`` comes from :meth:`edge_weights` for this level.
+        ``edge_weight`` comes from :meth:`edge_weights` for this level.  The result is stored in :meth:`grown`.
+        """
+
+    def grown(self) -> JetLayout:
+        """The layout of aggregated components: this one, or (:class:`~dgl_hod.nn.layouts.BallLayout`) the one of
+        the next receptive-field depth, whose ``add_lifted(base, comp, scale)`` adds ``scale * comp`` stored here.
         """
 
     def aggregate_edges(self, edge_values: Tensor) -> Tensor:
@@ -472,6 +477,15 @@ class Jet:
         """Multiply node ``v``'s components by ``s[v]``; ``s`` has shape ``(N, 1)`` or ``(N, C)``."""
         comps = {a: c if a in self.zero else c * self.layout.expand(s, len(a)) for a, c in self.comps.items()}
         return Jet(self.value * s, comps, self.layout, self.zero, self.marked_input)
+
+
+def _zero_on(layout: JetLayout, alpha: Pattern, comp: Tensor) -> Tensor:
+    """A zero component of pattern ``alpha`` for the aggregation of ``comp`` (stored in ``layout.grown()``)."""
+    grown = layout.grown()
+    if grown is layout:
+        return _zero_like(comp)
+    one = grown.zeros(len(alpha), comp[..., :1])
+    return one.expand(*one.shape[:-1], comp.shape[-1])
 
 
 def _zero_like(comp: Tensor, width: int | None = None) -> Tensor:
@@ -593,23 +607,37 @@ def aggregate_activated_messages(jet: Jet, edge_preact: Tensor, activation: str)
             else:
                 out = torch.add(out, agg, alpha=count)
         if out is None:
-            out = _zero_like(jet.comps[alpha])
+            out = _zero_on(layout, alpha, jet.comps[alpha])
             zero.add(alpha)
         comps[alpha] = out
-    return Jet(layout.aggregate_edges(coeffs[0]), comps, layout, frozenset(zero))
+    return Jet(layout.aggregate_edges(coeffs[0]), comps, layout.grown(), frozenset(zero))
 
 
 def aggregate(jet: Jet) -> Jet:
     r"""Jet of :math:`a_v = \sum_{w \to v} h_w` (linear: every component is aggregated alike)."""
     layout = jet.layout
     zero = {a for a in jet.comps if a in jet.zero or (jet.marked_input and len(a) >= 2)}
-    comps = {a: _zero_like(c) if a in zero else layout.aggregate(c, len(a)) for a, c in jet.comps.items()}
-    return Jet(layout.aggregate(jet.value, 0), comps, layout, frozenset(zero))
+    comps = {a: _zero_on(layout, a, c) if a in zero else layout.aggregate(c, len(a)) for a, c in jet.comps.items()}
+    return Jet(layout.aggregate(jet.value, 0), comps, layout.grown(), frozenset(zero))
 
 
 def add_scaled(jet: Jet, scale: Tensor, other: Jet) -> Jet:
-    """Jet of ``scale * y + other`` for a scalar (0-dim, differentiable) ``scale``; one fused pass per component."""
+    """Jet of ``scale * y + other`` for a scalar (0-dim, differentiable) ``scale``; one fused pass per component.
+
+    ``other`` may be stored in ``jet.layout.grown()`` (an aggregation of ``jet`` into the next receptive-field
+    depth, :class:`~dgl_hod.nn.layouts.BallLayout`): ``y`` is then added onto its rows there.
+    """
     comps = {}
+    if other.layout is not jet.layout:
+        lift = jet.layout.add_lifted  # type: ignore[attr-defined]
+        for a, c in jet.comps.items():
+            if a in jet.zero:
+                comps[a] = other.comps[a]
+            else:
+                base = other.comps[a]
+                comps[a] = lift(base.contiguous() if a in other.zero else base, c, scale)
+        value = torch.addcmul(other.value, jet.value, scale)
+        return Jet(value, comps, other.layout, jet.zero & other.zero)
     for a, c in jet.comps.items():
         if a in jet.zero:
             comps[a] = other.comps[a]

@@ -622,19 +622,23 @@ class BaseMPNN(nn.Module):
                 f"smaller batches or width, or raise max_memory_gb"
             )
         directions = self.mark_directions.to(x.dtype)
-        first = layout.init_marks(directions)
+        # pure jets (k = 1) in the sparse layout grow with the receptive field: layer t stores only the t-hop pairs
+        # (every other derivative is still zero), starting from the N pairs (v, v) of the marked input
+        start: JetLayout = layout.at_depth(0) if isinstance(layout, SparseLayout) and selection.levels == 1 else layout
+        first = start.init_marks(directions)
         # the higher components of the input are zero: broadcast views, and known to the engine, which skips every
         # term they would zero (speed only; see jets.Jet)
         comps = {
-            alpha: first if alpha == (1,) else _zeros_like(layout, len(alpha), first) for alpha in selection.patterns
+            alpha: first if alpha == (1,) else _zeros_like(start, len(alpha), first) for alpha in selection.patterns
         }
         known_zero = frozenset(alpha for alpha in selection.patterns if alpha != (1,))
-        jet = jetlib.Jet(x, comps, layout, zero=known_zero, marked_input=layout.mode == "sparse")
+        jet = jetlib.Jet(x, comps, start, zero=known_zero, marked_input=layout.mode == "sparse")
         diagonals = []
         for layer in self.layers:
             jet = layer.forward_jet(g, jet, e)
             if layer_diagonals:
-                diagonals.append(LayerDiagonal.of(layout, jet.comps[(1,)]))
+                diagonals.append(LayerDiagonal.of(jet.layout, jet.comps[(1,)]))
+        # after T layers the ball rows are the layout's own level-1 rows (same pairs, same order)
         return GraphJets(jet.value, jet.comps, layout, selection, diagonals)
 
     def extra_repr(self) -> str:

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from .common import segment_ids, segment_positions
 
-__all__ = ["DenseLayout", "SparseLayout", "expand_ranges", "grouped_product", "receptive_field_pairs"]
+__all__ = ["BallLayout", "DenseLayout", "SparseLayout", "expand_ranges", "grouped_product", "receptive_field_pairs"]
 
 
 def _aggregate(graph: dgl.DGLGraph, feat: Tensor, edge_weight: Tensor | None) -> Tensor:
@@ -105,6 +105,10 @@ class DenseLayout:
     def edge_weights(self, edge_values: Tensor, level: int) -> Tensor:
         return edge_values
 
+    def grown(self) -> DenseLayout:
+        """Aggregated jets stay in this layout."""
+        return self
+
     def aggregate(self, comp: Tensor, level: int, edge_weight: Tensor | None = None) -> Tensor:
         return _aggregate(self.graph, comp, edge_weight)
 
@@ -174,14 +178,12 @@ def _ptr(sorted_groups: Tensor, num_groups: int) -> Tensor:
     return torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
 
 
-def receptive_field_pairs(g: dgl.DGLGraph, depth: int) -> tuple[Tensor, Tensor]:
-    """Pairs ``(v, u)`` such that a directed walk of length ``<= depth`` leads from ``u`` to ``v``, sorted.
-
-    After ``depth`` message-passing layers, ``h_v`` depends on the input of ``u`` only for these pairs.
-    """
+def _ball_keys(g: dgl.DGLGraph, depth: int) -> list[Tensor]:
+    """Sorted keys ``v * n + u`` of the pairs of :func:`receptive_field_pairs` at every depth ``0..depth``."""
     n = g.num_nodes()
     src, dst = g.edges()
     keys = torch.arange(n) * n + torch.arange(n)  # (v, v), sorted
+    out = [keys]
     for _ in range(depth):
         owner = keys // n
         ptr = _ptr(owner, n)
@@ -189,6 +191,17 @@ def receptive_field_pairs(g: dgl.DGLGraph, depth: int) -> tuple[Tensor, Tensor]:
         e_idx, p_idx = expand_ranges(ptr[src], ptr[src + 1])
         new_keys = dst[e_idx] * n + keys[p_idx] % n
         keys = torch.unique(torch.cat([keys, new_keys]))
+        out.append(keys)
+    return out
+
+
+def receptive_field_pairs(g: dgl.DGLGraph, depth: int) -> tuple[Tensor, Tensor]:
+    """Pairs ``(v, u)`` such that a directed walk of length ``<= depth`` leads from ``u`` to ``v``, sorted.
+
+    After ``depth`` message-passing layers, ``h_v`` depends on the input of ``u`` only for these pairs.
+    """
+    n = g.num_nodes()
+    keys = _ball_keys(g, depth)[-1]
     return keys // n, keys % n
 
 
@@ -214,7 +227,9 @@ class SparseLayout:
         self._sub_row_cache: dict[tuple[int, tuple[int, ...]], Tensor] = {}
         self._rows: dict[int, Tensor] = {}
         n = self.num_nodes = g.num_nodes()
-        owner, member = receptive_field_pairs(g, depth)
+        self.depth = depth
+        self._ball_keys = _ball_keys(g, depth)
+        owner, member = self._ball_keys[-1] // n, self._ball_keys[-1] % n
         self.pair_owner, self.pair_member = owner, member
         self.ball_ptr = _ptr(owner, n)
         self.ball_size = self.ball_ptr.diff()
@@ -295,6 +310,14 @@ class SparseLayout:
         drow = self._row_of(v, torch.cat([self.positions[q - 1][pdst[a]], self.pos1[dst1[b], None]], 1))
         self._add_tuple_graph(srow, drow, peid[a])
 
+    def grown(self) -> SparseLayout:
+        """Aggregated jets stay in this layout (the ``T``-hop balls hold every layer's derivatives)."""
+        return self
+
+    def at_depth(self, t: int) -> BallLayout:
+        """The level-1 rows of the ``t``-hop balls only (:class:`BallLayout`, for ``k = 1`` jets)."""
+        return BallLayout(self, t)
+
     # -- storage ------------------------------------------------------------------------------------------------------
     def num_entries(self, level: int) -> int:
         return len(self.owner[level])
@@ -344,6 +367,128 @@ class SparseLayout:
         return comp
 
     def graph_block(self, comp: Tensor, level: int, i: int) -> Tensor:
+        start = int(self.graph_sizes[:i].sum())
+        n = int(self.graph_sizes[i])
+        rows = self.rows(level)
+        sel = ((rows[:, 0] >= start) & (rows[:, 0] < start + n)).nonzero().squeeze(1)
+        out = comp.new_zeros(n, *(n,) * level, *comp.shape[1:])
+        return out.index_put(tuple(rows[sel].T - start), comp[sel])
+
+
+class BallLayout:
+    r"""Level 1 of a :class:`SparseLayout` restricted to the ``t``-hop balls: the pairs ``(v, u)`` with a walk of
+    length ``<= t`` from ``u`` to ``v``, sorted like the layout's own rows (``t = T``: exactly them).
+
+    After ``t`` layers a derivative :math:`\partial^\alpha h_v / \partial\epsilon_u^\alpha` is zero outside the
+    ``t``-hop ball, so pure jets (``k = 1``, a single level) need not store the ``T``-hop rows before the last layer:
+    the marked input lives on the ``N`` pairs ``(v, v)`` (``t = 0``), and each aggregation moves the jets from the
+    ``t``-hop to the ``(t+1)``-hop rows (:meth:`aggregate`, on a bipartite tuple graph: an edge ``(x, u) -> (v, u)``
+    for every graph edge ``x -> v`` and every ``u`` in the ``t``-hop ball of ``x``, no filtering needed), after
+    which :meth:`grown` is the layout of the result.  The same numbers as the ``T``-hop layout (the rows dropped are
+    exact zeros); on ZINC-12k at depth 4 the layers before the last handle 8-60 % of the rows.
+    """
+
+    mode = "sparse"
+
+    def __init__(self, full: SparseLayout, t: int):
+        if not 0 <= t <= full.depth:
+            raise ValueError(f"ball depth must be in 0..{full.depth}, got {t}")
+        self.full, self.t = full, t
+        self.num_nodes, self.graph_sizes = full.num_nodes, full.graph_sizes
+        n = self.num_nodes
+        keys = full._ball_keys[t]
+        self.keys = keys
+        self.owner, self.member = keys // n, keys % n
+        self._next: BallLayout | None = None
+        self._step: tuple[dgl.DGLGraph, Tensor, Tensor] | None = None
+        self._rows: Tensor | None = None
+
+    def _tuple_step(self) -> tuple[dgl.DGLGraph, Tensor, Tensor]:
+        """(bipartite tuple graph from these rows to the ``t+1`` rows, its graph-edge ids, row of each of these
+        rows among the ``t+1`` rows).
+        """
+        if self._step is None:
+            if self.t >= self.full.depth:
+                raise ValueError(f"jets at ball depth {self.t} cannot be aggregated past the layout's depth")
+            nxt = self.grown()
+            n = self.num_nodes
+            g = self.full.graph
+            src, dst = g.edges()
+            ptr = _ptr(self.owner, n)
+            e_idx, src_row = expand_ranges(ptr[src], ptr[src + 1])
+            dst_row = torch.searchsorted(nxt.keys, dst[e_idx] * n + self.member[src_row])
+            graph = dgl.heterograph(
+                {("a", "t", "b"): (src_row, dst_row)}, num_nodes_dict={"a": len(self.keys), "b": len(nxt.keys)}
+            )
+            self._step = (graph, e_idx, torch.searchsorted(nxt.keys, self.keys))
+        return self._step
+
+    def grown(self) -> BallLayout:
+        """The layout of aggregated jets: the ``t+1``-hop balls (this layout at the last depth)."""
+        if self.t >= self.full.depth:
+            return self
+        if self._next is None:
+            self._next = BallLayout(self.full, self.t + 1)
+        return self._next
+
+    def add_lifted(self, base: Tensor, comp: Tensor, scale: Tensor) -> Tensor:
+        """``base + scale * comp`` with ``base`` on the :meth:`grown` rows and ``comp`` on these (level 1)."""
+        return base.index_add(0, self._tuple_step()[2], comp * scale)
+
+    # -- storage ------------------------------------------------------------------------------------------------------
+    def _check_level(self, level: int) -> None:
+        if level > 1:
+            raise ValueError(f"a ball layout stores pure (k = 1) jets on level 1, not level {level}")
+
+    def num_entries(self, level: int) -> int:
+        self._check_level(level)
+        return len(self.keys) if level == 1 else self.num_nodes
+
+    def init_marks(self, directions: Tensor) -> Tensor:
+        if self.t != 0:
+            raise ValueError("the marked input lives on the 0-hop balls (the pairs (v, v))")
+        r, d = directions.shape
+        return directions.expand(self.num_nodes, r, d)
+
+    def zeros(self, level: int, like: Tensor) -> Tensor:
+        self._check_level(level)
+        return like.new_zeros(self.num_entries(level), *like.shape[-2:])
+
+    def expand(self, node_values: Tensor, level: int) -> Tensor:
+        self._check_level(level)
+        return node_values.index_select(0, self.owner).unsqueeze(-2) if level == 1 else node_values.unsqueeze(-2)
+
+    def place(self, comp: Tensor, slots: tuple[int, ...], level: int) -> Tensor:
+        self._check_level(level)
+        return comp
+
+    def edge_weights(self, edge_values: Tensor, level: int) -> Tensor:
+        self._check_level(level)
+        return edge_values.index_select(0, self._tuple_step()[1]) if level == 1 else edge_values
+
+    def aggregate(self, comp: Tensor, level: int, edge_weight: Tensor | None = None) -> Tensor:
+        """Level 1: the sum over in-edges, from these rows onto the :meth:`grown` rows; level 0: the nodes."""
+        self._check_level(level)
+        graph = self._tuple_step()[0] if level == 1 else self.full.graph
+        return _aggregate(graph, comp, edge_weight)
+
+    def aggregate_edges(self, edge_values: Tensor) -> Tensor:
+        return _aggregate_edge_values(self.full.graph, edge_values)
+
+    # -- read-out -----------------------------------------------------------------------------------------------------
+    def rows(self, level: int) -> Tensor:
+        self._check_level(level)
+        if level == 0:
+            return torch.arange(self.num_nodes)[:, None]
+        if self._rows is None:
+            self._rows = torch.stack([self.owner, self.member], 1)
+        return self._rows
+
+    def values(self, comp: Tensor, level: int) -> Tensor:
+        return comp
+
+    def graph_block(self, comp: Tensor, level: int, i: int) -> Tensor:
+        self._check_level(level)
         start = int(self.graph_sizes[:i].sum())
         n = int(self.graph_sizes[i])
         rows = self.rows(level)
