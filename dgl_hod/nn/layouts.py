@@ -178,21 +178,27 @@ def _ptr(sorted_groups: Tensor, num_groups: int) -> Tensor:
     return torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
 
 
-def _ball_keys(g: dgl.DGLGraph, depth: int) -> list[Tensor]:
-    """Sorted keys ``v * n + u`` of the pairs of :func:`receptive_field_pairs` at every depth ``0..depth``."""
+def _ball_keys(g: dgl.DGLGraph, depth: int) -> tuple[list[Tensor], list[tuple[Tensor, Tensor, Tensor, Tensor]]]:
+    """Sorted keys ``v * n + u`` of the pairs of :func:`receptive_field_pairs` at every depth ``0..depth``, and the
+    steps between them: for depth ``t -> t+1``, ``(e_idx, src_row, dst_row, lift)``: every graph edge ``x -> v``
+    (``e_idx``) and row ``(x, u)`` of depth ``t`` (``src_row``) with the row ``(v, u)`` of depth ``t+1`` it reaches
+    (``dst_row``), and the row of depth ``t+1`` of every row of depth ``t`` (``lift``).
+    """
     n = g.num_nodes()
     src, dst = g.edges()
     keys = torch.arange(n) * n + torch.arange(n)  # (v, v), sorted
-    out = [keys]
+    out, steps = [keys], []
     for _ in range(depth):
         owner = keys // n
         ptr = _ptr(owner, n)
         # every pair (x, u) of an edge's source x becomes (v, u) at the edge's destination v
         e_idx, p_idx = expand_ranges(ptr[src], ptr[src + 1])
         new_keys = dst[e_idx] * n + keys[p_idx] % n
-        keys = torch.unique(torch.cat([keys, new_keys]))
+        merged, inverse = torch.unique(torch.cat([keys, new_keys]), return_inverse=True)
+        steps.append((e_idx, p_idx, inverse[len(keys) :], inverse[: len(keys)]))
+        keys = merged
         out.append(keys)
-    return out
+    return out, steps
 
 
 def receptive_field_pairs(g: dgl.DGLGraph, depth: int) -> tuple[Tensor, Tensor]:
@@ -201,7 +207,7 @@ def receptive_field_pairs(g: dgl.DGLGraph, depth: int) -> tuple[Tensor, Tensor]:
     After ``depth`` message-passing layers, ``h_v`` depends on the input of ``u`` only for these pairs.
     """
     n = g.num_nodes()
-    keys = _ball_keys(g, depth)[-1]
+    keys = _ball_keys(g, depth)[0][-1]
     return keys // n, keys % n
 
 
@@ -228,7 +234,7 @@ class SparseLayout:
         self._rows: dict[int, Tensor] = {}
         n = self.num_nodes = g.num_nodes()
         self.depth = depth
-        self._ball_keys = _ball_keys(g, depth)
+        self._ball_keys, self._ball_steps = _ball_keys(g, depth)
         owner, member = self._ball_keys[-1] // n, self._ball_keys[-1] % n
         self.pair_owner, self.pair_member = owner, member
         self.ball_ptr = _ptr(owner, n)
@@ -236,6 +242,32 @@ class SparseLayout:
         self.radix = max(int(self.ball_size.max()) if n else 1, 1)
         self.pos1 = torch.arange(len(owner)) - self.ball_ptr[owner]
 
+        self.owner: list[Tensor] = [torch.arange(n), owner]  # owner of each row, per level (level 0 = nodes)
+        self.positions: list[Tensor] = [torch.zeros(n, 0, dtype=torch.long), self.pos1[:, None]]
+        self.keys: list[Tensor] = [torch.arange(n), self._key(owner, self.pos1[:, None])]
+        self._levels = levels
+        self._tuple_graphs: list[dgl.DGLGraph] = [g]
+        self._edge_ids: list[Tensor] = [torch.arange(g.num_edges())]
+        if levels >= 2:  # levels == 1: built on first use (pure jets run on BallLayout's growing balls instead)
+            self._build_tuple_graphs()
+
+    @property
+    def tuple_graphs(self) -> list[dgl.DGLGraph]:
+        """Per level, the tuple graph the level is aggregated on (level 0: the graph itself)."""
+        if len(self._tuple_graphs) == 1:
+            self._build_tuple_graphs()
+        return self._tuple_graphs
+
+    @property
+    def edge_ids(self) -> list[Tensor]:
+        """Per level, the graph edge of every tuple-graph edge."""
+        if len(self._edge_ids) == 1:
+            self._build_tuple_graphs()
+        return self._edge_ids
+
+    def _build_tuple_graphs(self) -> None:
+        g, n = self.graph, self.num_nodes
+        owner, member = self.pair_owner, self.pair_member
         # level-1 tuple-graph edges: (x, u) -> (v, u) for each edge x -> v with u in ball(v)
         src, dst = g.edges()
         e_idx, p_idx = expand_ranges(self.ball_ptr[src], self.ball_ptr[src + 1])
@@ -244,17 +276,11 @@ class SparseLayout:
         target = target.clamp(max=max(len(owner) - 1, 0))
         keep = (owner[target] == v) & (member[target] == u) if len(owner) else target.new_zeros(0, dtype=torch.bool)
         e_idx, src_row, dst_row = e_idx[keep], p_idx[keep], target[keep]
-
-        self.owner: list[Tensor] = [torch.arange(n), owner]  # owner of each row, per level (level 0 = nodes)
-        self.positions: list[Tensor] = [torch.zeros(n, 0, dtype=torch.long), self.pos1[:, None]]
-        self.keys: list[Tensor] = [torch.arange(n), self._key(owner, self.pos1[:, None])]
-        self.tuple_graphs: list[dgl.DGLGraph] = [g]
-        self.edge_ids: list[Tensor] = [torch.arange(g.num_edges())]
         self._add_tuple_graph(src_row, dst_row, e_idx)
 
         edge_ptr = _ptr(e_idx, g.num_edges())  # level-1 tuple edges grouped by graph edge (e_idx is sorted)
         lvl1 = (src_row, dst_row, e_idx)
-        for q in range(2, levels + 1):
+        for q in range(2, self._levels + 1):
             self._add_level(q)
             self._add_edge_level(q, lvl1, edge_ptr)
 
@@ -279,9 +305,9 @@ class SparseLayout:
         return torch.searchsorted(self.keys[q], self._key(owner, positions))
 
     def _add_tuple_graph(self, src_row: Tensor, dst_row: Tensor, edge_id: Tensor) -> None:
-        q = len(self.tuple_graphs)
-        self.tuple_graphs.append(dgl.graph((src_row, dst_row), num_nodes=len(self.owner[q])))
-        self.edge_ids.append(edge_id)
+        q = len(self._tuple_graphs)
+        self._tuple_graphs.append(dgl.graph((src_row, dst_row), num_nodes=len(self.owner[q])))
+        self._edge_ids.append(edge_id)
 
     def _add_level(self, q: int) -> None:
         """Increasing q-tuples: each increasing (q-1)-tuple extended by every ball position past its last one."""
@@ -296,9 +322,9 @@ class SparseLayout:
         edge x -> v, kept when the appended node is past the tuple's last one (both stay increasing).
         """
         src1, dst1, _ = lvl1
-        prev = self.tuple_graphs[q - 1]
+        prev = self._tuple_graphs[q - 1]
         psrc, pdst = prev.edges()
-        peid = self.edge_ids[q - 1]
+        peid = self._edge_ids[q - 1]
         prev_ptr = _ptr(peid, self.graph.num_edges())
         a, b = grouped_product(prev_ptr, edge_ptr)
         last = self.members(self.owner[q - 1][pdst[a]], self.positions[q - 1][pdst[a], -1:])[:, 0]
@@ -410,17 +436,12 @@ class BallLayout:
         if self._step is None:
             if self.t >= self.full.depth:
                 raise ValueError(f"jets at ball depth {self.t} cannot be aggregated past the layout's depth")
-            nxt = self.grown()
-            n = self.num_nodes
-            g = self.full.graph
-            src, dst = g.edges()
-            ptr = _ptr(self.owner, n)
-            e_idx, src_row = expand_ranges(ptr[src], ptr[src + 1])
-            dst_row = torch.searchsorted(nxt.keys, dst[e_idx] * n + self.member[src_row])
+            e_idx, src_row, dst_row, lift = self.full._ball_steps[self.t]
+            num_dst = len(self.full._ball_keys[self.t + 1])
             graph = dgl.heterograph(
-                {("a", "t", "b"): (src_row, dst_row)}, num_nodes_dict={"a": len(self.keys), "b": len(nxt.keys)}
+                {("a", "t", "b"): (src_row, dst_row)}, num_nodes_dict={"a": len(self.keys), "b": num_dst}
             )
-            self._step = (graph, e_idx, torch.searchsorted(nxt.keys, self.keys))
+            self._step = (graph, e_idx, lift)
         return self._step
 
     def grown(self) -> BallLayout:
