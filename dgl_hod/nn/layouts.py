@@ -158,7 +158,7 @@ def expand_ranges(lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor]:
     (tensor([0, 0, 1]), tensor([0, 1, 5]))
     """
     i, pos = segment_positions(hi - lo)
-    return i, lo[i] + pos
+    return i, lo.index_select(0, i) + pos
 
 
 def grouped_product(ptr_a: Tensor, ptr_b: Tensor) -> tuple[Tensor, Tensor]:
@@ -170,7 +170,7 @@ def grouped_product(ptr_a: Tensor, ptr_b: Tensor) -> tuple[Tensor, Tensor]:
     (tensor([0, 1, 2, 2]), tensor([0, 0, 1, 2]))
     """
     group_of_a = segment_ids(ptr_a.diff())
-    return expand_ranges(ptr_b[group_of_a], ptr_b[group_of_a + 1])
+    return expand_ranges(ptr_b.index_select(0, group_of_a), ptr_b.index_select(0, group_of_a + 1))
 
 
 def _ptr(sorted_groups: Tensor, num_groups: int) -> Tensor:
@@ -192,8 +192,8 @@ def _ball_keys(g: dgl.DGLGraph, depth: int) -> tuple[list[Tensor], list[tuple[Te
         owner = keys // n
         ptr = _ptr(owner, n)
         # every pair (x, u) of an edge's source x becomes (v, u) at the edge's destination v
-        e_idx, p_idx = expand_ranges(ptr[src], ptr[src + 1])
-        new_keys = dst[e_idx] * n + keys[p_idx] % n
+        e_idx, p_idx = expand_ranges(ptr.index_select(0, src), ptr.index_select(0, src + 1))
+        new_keys = dst.index_select(0, e_idx) * n + keys.index_select(0, p_idx) % n
         merged, inverse = torch.unique(torch.cat([keys, new_keys]), return_inverse=True)
         steps.append((e_idx, p_idx, inverse[len(keys) :], inverse[: len(keys)]))
         keys = merged
@@ -240,7 +240,10 @@ class SparseLayout:
         self.ball_ptr = _ptr(owner, n)
         self.ball_size = self.ball_ptr.diff()
         self.radix = max(int(self.ball_size.max()) if n else 1, 1)
-        self.pos1 = torch.arange(len(owner)) - self.ball_ptr[owner]
+        self.pos1 = torch.arange(len(owner)) - self.ball_ptr.index_select(0, owner)
+        # first row of each owner's increasing pairs of ball positions (level 2, closed-form rows in _row_of)
+        pairs = self.ball_size * (self.ball_size - 1) // 2
+        self._pair_start = torch.cumsum(pairs, 0) - pairs
 
         self.owner: list[Tensor] = [torch.arange(n), owner]  # owner of each row, per level (level 0 = nodes)
         self.positions: list[Tensor] = [torch.zeros(n, 0, dtype=torch.long), self.pos1[:, None]]
@@ -270,8 +273,8 @@ class SparseLayout:
         owner, member = self.pair_owner, self.pair_member
         # level-1 tuple-graph edges: (x, u) -> (v, u) for each edge x -> v with u in ball(v)
         src, dst = g.edges()
-        e_idx, p_idx = expand_ranges(self.ball_ptr[src], self.ball_ptr[src + 1])
-        v, u = dst[e_idx], member[p_idx]
+        e_idx, p_idx = expand_ranges(self.ball_ptr.index_select(0, src), self.ball_ptr.index_select(0, src + 1))
+        v, u = dst.index_select(0, e_idx), member.index_select(0, p_idx)
         target = torch.searchsorted(owner * n + member, v * n + u)
         target = target.clamp(max=max(len(owner) - 1, 0))
         keep = (owner[target] == v) & (member[target] == u) if len(owner) else target.new_zeros(0, dtype=torch.bool)
@@ -293,7 +296,8 @@ class SparseLayout:
 
     def members(self, owner: Tensor, positions: Tensor) -> Tensor:
         """Node ids ``(M, q)`` of the tuples ``(owner, ball positions)``."""
-        return self.pair_member[self.ball_ptr[owner][:, None] + positions]
+        flat = self.ball_ptr.index_select(0, owner)[:, None] + positions
+        return self.pair_member.index_select(0, flat.flatten()).view(flat.shape)
 
     def _row_of(self, owner: Tensor, positions: Tensor) -> Tensor:
         """Row of each increasing tuple ``(owner, positions)`` in its level (the tuple must be stored)."""
@@ -301,7 +305,12 @@ class SparseLayout:
         if q == 0:
             return owner
         if q == 1:
-            return self.ball_ptr[owner] + positions[:, 0]
+            return self.ball_ptr.index_select(0, owner) + positions[:, 0]
+        if q == 2:
+            # rows of an owner list its pairs p1 < p2 of ball positions lexicographically (see _add_level)
+            c = self.ball_size.index_select(0, owner)
+            p1, p2 = positions[:, 0], positions[:, 1]
+            return self._pair_start.index_select(0, owner) + p1 * (c - 1) - p1 * (p1 - 1) // 2 + p2 - p1 - 1
         return torch.searchsorted(self.keys[q], self._key(owner, positions))
 
     def _add_tuple_graph(self, src_row: Tensor, dst_row: Tensor, edge_id: Tensor) -> None:
@@ -312,9 +321,10 @@ class SparseLayout:
     def _add_level(self, q: int) -> None:
         """Increasing q-tuples: each increasing (q-1)-tuple extended by every ball position past its last one."""
         prev_owner, prev_pos = self.owner[q - 1], self.positions[q - 1]
-        i, j = expand_ranges(self.ball_ptr[prev_owner] + prev_pos[:, -1] + 1, self.ball_ptr[prev_owner + 1])
-        self.owner.append(prev_owner[i])
-        self.positions.append(torch.cat([prev_pos[i], self.pos1[j, None]], 1))
+        lo = self.ball_ptr.index_select(0, prev_owner) + prev_pos[:, -1] + 1
+        i, j = expand_ranges(lo, self.ball_ptr.index_select(0, prev_owner + 1))
+        self.owner.append(prev_owner.index_select(0, i))
+        self.positions.append(torch.cat([prev_pos.index_select(0, i), self.pos1.index_select(0, j)[:, None]], 1))
         self.keys.append(self._key(self.owner[q], self.positions[q]))
 
     def _add_edge_level(self, q: int, lvl1: tuple[Tensor, Tensor, Tensor], edge_ptr: Tensor) -> None:
@@ -327,14 +337,25 @@ class SparseLayout:
         peid = self._edge_ids[q - 1]
         prev_ptr = _ptr(peid, self.graph.num_edges())
         a, b = grouped_product(prev_ptr, edge_ptr)
-        last = self.members(self.owner[q - 1][pdst[a]], self.positions[q - 1][pdst[a], -1:])[:, 0]
-        keep = self.pair_member[dst1[b]] > last
-        a, b = a[keep], b[keep]
+        pdst_a = pdst.index_select(0, a)
+        prev_pos = self.positions[q - 1]
+        last = self.members(self.owner[q - 1].index_select(0, pdst_a), prev_pos.index_select(0, pdst_a)[:, -1:])[:, 0]
+        keep = (self.pair_member.index_select(0, dst1.index_select(0, b)) > last).nonzero().squeeze(1)
+        a, b, pdst_a = a.index_select(0, keep), b.index_select(0, keep), pdst_a.index_select(0, keep)
+        eid = peid.index_select(0, a)
         x, v = self.graph.edges()
-        x, v = x[peid[a]], v[peid[a]]
-        srow = self._row_of(x, torch.cat([self.positions[q - 1][psrc[a]], self.pos1[src1[b], None]], 1))
-        drow = self._row_of(v, torch.cat([self.positions[q - 1][pdst[a]], self.pos1[dst1[b], None]], 1))
-        self._add_tuple_graph(srow, drow, peid[a])
+        x, v = x.index_select(0, eid), v.index_select(0, eid)
+        spos = torch.cat(
+            [
+                prev_pos.index_select(0, psrc.index_select(0, a)),
+                self.pos1.index_select(0, src1.index_select(0, b))[:, None],
+            ],
+            1,
+        )
+        dpos = torch.cat(
+            [prev_pos.index_select(0, pdst_a), self.pos1.index_select(0, dst1.index_select(0, b))[:, None]], 1
+        )
+        self._add_tuple_graph(self._row_of(x, spos), self._row_of(v, dpos), eid)
 
     def grown(self) -> SparseLayout:
         """Aggregated jets stay in this layout (the ``T``-hop balls hold every layer's derivatives)."""
