@@ -144,6 +144,34 @@ def pure_jet_rows(jets: GraphJets, alpha: int) -> JetRows:
     return JetRows(values.flatten(1), index, gnode[index[:, 0]], sizes, layout.num_nodes, mult)
 
 
+class _Asinh(torch.autograd.Function):
+    """``asinh`` from vectorised primitives (torch 2.2's CPU ``asinh`` is a scalar loop, 3-4x slower on jet rows)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        ctx.save_for_backward(x)
+        a = x.abs()
+        r = a.reciprocal()
+        # asinh(a) = log1p(a + a^2 / (1 + sqrt(1 + a^2))), written with r = 1/a so that nothing overflows
+        return torch.copysign(torch.log1p(a + a / (r + torch.sqrt(r * r + 1))), x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        return grad * (x * x + 1).rsqrt()  # torch's own asinh derivative
+
+
+def asinh(x: Tensor) -> Tensor:
+    """``torch.asinh(x)`` to float rounding (relative error ~1e-7 in float32, ~4e-16 in float64, as torch's own),
+    differentiable (the same derivative formula), 3-4x faster on CPU.
+
+    Example:
+        >>> asinh(torch.tensor([-1e30, -2.0, 0.0, 0.5, 1e30], dtype=torch.float64)).tolist()  # doctest: +ELLIPSIS
+        [-69.77..., -1.4436354751788103, 0.0, 0.48121182505960..., 69.77...]
+    """
+    return _Asinh.apply(x)
+
+
 def normalize_jets(rows: JetRows, norm: str) -> JetRows:
     """Per-graph jet normalisation (see the module docstring); returns new rows."""
     if norm not in JET_NORMS:
@@ -154,9 +182,9 @@ def normalize_jets(rows: JetRows, norm: str) -> JetRows:
         ss = segment_reduce(rows.multiplicity.unsqueeze(1) * x * x, rows.graph, len(rows.graph_sizes))
         denom = rows.graph_sizes.to(x.dtype).pow(k + 1).unsqueeze(1)
         scale = torch.sqrt(ss / denom + 1e-20)
-        x = torch.asinh(x / scale[rows.graph])
+        x = asinh(x / scale.index_select(0, rows.graph))
     elif norm == "asinh":
-        x = torch.asinh(x)
+        x = asinh(x)
     return JetRows(x, rows.index, rows.graph, rows.graph_sizes, rows.num_nodes, rows.multiplicity)
 
 
@@ -199,9 +227,9 @@ def taylor_rows(jets: GraphJets, m: int, norm: str) -> JetRows:
         pairs = first.graph_sizes.to(first.values.dtype).pow(2).clamp(min=1).unsqueeze(1)
         num = len(first.graph_sizes)
         factors = taylor_scale([segment_reduce(x * x, first.graph, num) / pairs for x in parts])
-        parts = [x * f[first.graph] for x, f in zip(parts, factors)]
+        parts = [x * f.index_select(0, first.graph) for x, f in zip(parts, factors)]
     if norm != "none":
-        parts = [torch.asinh(x) for x in parts]
+        parts = [asinh(x) for x in parts]
     return JetRows(
         torch.cat(parts, 1), first.index, first.graph, first.graph_sizes, first.num_nodes, first.multiplicity
     )
@@ -285,7 +313,9 @@ class Order1Encoder(nn.Module):
         v, u = rows.index[:, 0], rows.index[:, 1]
         size = rows.node_size()
         diag_rows = (v == u).nonzero().squeeze(1)
-        diag = rows.values.new_zeros(n, rows.values.shape[1]).index_copy(0, v[diag_rows], rows.values[diag_rows])
+        diag = rows.values.new_zeros(n, rows.values.shape[1]).index_copy(
+            0, v[diag_rows], rows.values.index_select(0, diag_rows)
+        )
         # pool at the hidden width, then lin2 on the pooled rows (ZeroMLP.project: lin2 is linear, so the pools
         # are the same; the (M, parts * H) output of phi is never formed)
         parts = 3 if self.global_pool else 2
@@ -299,7 +329,7 @@ class Order1Encoder(nn.Module):
         if self.global_pool:
             gnode = segment_ids(rows.graph_sizes)
             by_graph = segment_reduce(by_v, gnode, len(rows.graph_sizes))  # rows of a graph = rows of its nodes v
-            feats.append(_scaled(self.phi.project(by_graph, 2, parts), rows.graph_sizes, 2)[gnode])
+            feats.append(_scaled(self.phi.project(by_graph, 2, parts), rows.graph_sizes, 2).index_select(0, gnode))
         return self.out(torch.cat(feats, 1))
 
 
@@ -334,7 +364,7 @@ class Order2Encoder(nn.Module):
         x = rows.values
         size = rows.node_size()
         diag_rows = ((v == u) & (u == w)).nonzero().squeeze(1)
-        diag = x.new_zeros(n, x.shape[1]).index_copy(0, v[diag_rows], x[diag_rows])
+        diag = x.new_zeros(n, x.shape[1]).index_copy(0, v[diag_rows], x.index_select(0, diag_rows))
         uu = (u == w).nonzero().squeeze(1)
         vu = ((v == u) | (v == w)).nonzero().squeeze(1)  # the sorted row of D2[v, v, u] for every u, once
         # pools at the hidden width, lin2 after them (ZeroMLP.project): the (M, 2H) output of phi_all is never formed
@@ -345,8 +375,8 @@ class Order2Encoder(nn.Module):
         transposed = segment_reduce(a, u, n).index_add(0, w[off], a.index_select(0, off))
         feats = [
             diag,
-            _pool_phi(self.phi_uu, x[uu], v[uu], size, 1, n),
-            _pool_phi(self.phi_vu, x[vu], v[vu], size, 1, n),
+            _pool_phi(self.phi_uu, x.index_select(0, uu), v[uu], size, 1, n),
+            _pool_phi(self.phi_vu, x.index_select(0, vu), v[vu], size, 1, n),
             _scaled(self.phi_all.project(segment_reduce(rows.multiplicity.unsqueeze(1) * a, v, n), 0, 2), size, 2),
             _scaled(self.phi_all.project(transposed, 1, 2), size, 2),
         ]
@@ -379,11 +409,11 @@ class Order3Encoder(nn.Module):
         x = rows.values
         size = rows.node_size()
         diag_rows = ((v == u) & (u == w) & (w == y)).nonzero().squeeze(1)
-        diag = x.new_zeros(n, x.shape[1]).index_copy(0, v[diag_rows], x[diag_rows])
+        diag = x.new_zeros(n, x.shape[1]).index_copy(0, v[diag_rows], x.index_select(0, diag_rows))
         uuu = ((u == w) & (w == y)).nonzero().squeeze(1)
         feats = [
             diag,
-            _pool_phi(self.phi_uuu, x[uuu], v[uuu], size, 1, n),
+            _pool_phi(self.phi_uuu, x.index_select(0, uuu), v[uuu], size, 1, n),
             _scaled(
                 self.phi_all.project(segment_reduce(rows.multiplicity.unsqueeze(1) * self.phi_all.hidden(x), v, n)),
                 size,
@@ -606,7 +636,7 @@ class OutputDerivativeEncoder(nn.Module):
             factors = taylor_scale([segment_reduce(y * y, graph, len(graph_sizes)) / nodes for y in parts])
             parts = [y * f[graph] for y, f in zip(parts, factors)]
         if self.jet_norm != "none":
-            parts = [torch.asinh(y) for y in parts]
+            parts = [asinh(y) for y in parts]
         return torch.cat(parts, 1)
 
     def forward(self, d_out: Tensor, graph_sizes: Tensor) -> Tensor:
@@ -680,7 +710,7 @@ class LayerDerivativeEncoder(nn.Module):
             if self.jet_norm == "rms":
                 n2 = sizes.clamp(min=1).to(x.dtype).pow(2).unsqueeze(1)
                 x = x / torch.sqrt(layer.sum_squares.flatten(1) / n2 + 1e-20)[graph]
-            parts.append(torch.asinh(x) if self.jet_norm != "none" else x)
+            parts.append(asinh(x) if self.jet_norm != "none" else x)
         return torch.cat(parts, 1)
 
     def forward(self, jets: GraphJets) -> Tensor:
