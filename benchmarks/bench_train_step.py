@@ -12,10 +12,18 @@ steps after one warm-up step.
     python benchmarks/bench_train_step.py --modes sparse --repeats 3
     python benchmarks/bench_train_step.py --ratios        # step time / GINE step for the zoo's k1 and k2 configs
 
-``--ratios`` times the zoo configs of ``gine-zinc``, ``hod-gnn-k1-zinc`` and ``hod-gnn-k2-zinc`` in one process (1
-thread), interleaved round by round so that load from other jobs hits all three alike; the ratio is the median over
-rounds of (model step / GINE step in the same round).  It rewrites only its own section of train_step.md and the
+``--ratios`` times GINE's default config, the zoo configs of ``gine-zinc``, ``hod-gnn-k1-zinc`` and
+``hod-gnn-k2-zinc``, and the HOD-GNN configs of ``benchmarks/zoo_protocol.sh`` (what the zoo trains now) in one
+process (1 thread), interleaved round by round so that load from other jobs hits them alike; the ratio is the median
+over rounds of (model step / GINE step in the same round).  It rewrites only its own section of train_step.md and the
 ``ratios`` key of train_step.json.
+
+``--ratios --rev REV`` measures the same before and after: child processes alternate between a ``git worktree`` of
+``REV`` and the working tree (``--rev-rounds`` each), every child timing every model as above; it reports each
+model's ratio to GINE with both code versions and the speed-up (median over children of the old step time over the
+new one), in its own section of train_step.md and the ``before_after`` key of train_step.json.
+
+    python benchmarks/bench_train_step.py --ratios --rev e8643cb --rev-rounds 3
 """
 
 from __future__ import annotations
@@ -24,7 +32,9 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,69 +43,187 @@ os.environ.setdefault("DGLBACKEND", "pytorch")
 import torch  # noqa: E402
 from _isolated import exit_with_parent, peak_bytes, rss_bytes, run_in_subprocess  # noqa: E402
 
+ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 MODEL = dict(hidden_dim=64, base_hidden_dim=32, num_marks=1, downstream_layers=4)
-#: the models of ``--ratios``: GINE's default config (the issue-12 reference, hidden 64 x 4 layers) and zoo configs
-RATIO_MODELS = ("gine", "gine-zinc", "hod-gnn-k1-zinc", "hod-gnn-k2-zinc")
-ZINC_VOCABS = {"node_vocab": (28,), "edge_vocab": (4,), "num_tasks": 1}
+ZINC_VOCABS: dict[str, object] = {"node_vocab": [28], "edge_vocab": [4], "num_tasks": 1}
+#: the HOD-GNN configs of benchmarks/zoo_protocol.sh (what the zoo trains now), on top of the defaults
+PROTOCOL_CONFIGS: dict[str, dict[str, object]] = {
+    "hod-gnn-k1-m2": {"k": 1, "m": 2, "deriv_encoder": "joint", "output_derivatives": True},
+    "hod-gnn-k1-m2-d8": {
+        "k": 1,
+        "m": 2,
+        "deriv_encoder": "joint",
+        "output_derivatives": True,
+        "base_layers": 8,
+        "base_hidden_dim": 16,
+    },
+    "hod-gnn-k2-m1": {"k": 2, "m": 1, "base_layers": 3, "base_hidden_dim": 16, "encoder_hidden_dim": 32},
+}
+#: the models of ``--ratios``: GINE's default config (the issue-12 reference, hidden 64 x 4 layers), zoo configs,
+#: and the protocol configs
+RATIO_MODELS = ("gine", "gine-zinc", "hod-gnn-k1-zinc", "hod-gnn-k2-zinc", *PROTOCOL_CONFIGS)
 RATIO_BEGIN, RATIO_END = "<!-- ratios: begin -->", "<!-- ratios: end -->"
+REV_BEGIN, REV_END = "<!-- before-after: begin -->", "<!-- before-after: end -->"
+
+
+def ratio_configs() -> dict[str, list]:
+    """``name -> [arch, config]`` of every model of ``--ratios`` (zoo configs read from this tree's zoo.yaml)."""
+    from dgl_hod.zoo import Zoo
+
+    zoo = Zoo()
+    out: dict[str, list] = {"gine": ["gine", ZINC_VOCABS]}
+    for name in RATIO_MODELS[1:4]:
+        info = zoo.model_info(name)
+        out[name] = [info.arch, dict(info.config)]
+    for name, config in PROTOCOL_CONFIGS.items():
+        out[name] = ["hod-gnn", {**ZINC_VOCABS, **config}]
+    return out
+
+
+def time_models(task: dict) -> dict:
+    """Step times of ``task["models"]`` (name -> [arch, config]) in this process, interleaved round by round."""
+    import numpy as np
+
+    import dgl_hod
+    from dgl_hod import create_model
+    from dgl_hod.datasets import load_dataset
+    from dgl_hod.train import set_threads
+
+    set_threads(task["threads"])
+    ds = load_dataset("zinc12k", "train")
+    idx = np.random.default_rng(0).choice(len(ds), task["batch_size"], replace=False)
+    g, y = ds.batch(idx)
+    names = list(task["models"])
+    steps = {}
+    for name in names:
+        arch, config = task["models"][name]
+        torch.manual_seed(0)
+        model = create_model(arch, **config).train()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+        def step(model=model, opt=opt):
+            loss = (model(g, g.ndata["feat"], g.edata["feat"]) - y.reshape(-1, 1)).abs().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        step()  # warm-up
+        steps[name] = step
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(task["rounds"]):
+        for name, step in steps.items():
+            ts = []
+            for _ in range(task["repeats"]):
+                t0 = time.perf_counter()
+                step()
+                ts.append(time.perf_counter() - t0)
+            times[name].append(statistics.median(ts))
+    ref, zoo_ref = times[names[0]], times[names[1]]
+    return {
+        **task,
+        "dgl_hod": str(Path(dgl_hod.__file__).resolve().parent.parent),
+        "seconds": {name: statistics.median(t) for name, t in times.items()},
+        "round_seconds": times,
+        "ratio": {name: statistics.median(a / b for a, b in zip(t, ref)) for name, t in times.items()},
+        "ratio_zoo_gine": {name: statistics.median(a / b for a, b in zip(t, zoo_ref)) for name, t in times.items()},
+        "load_average": os.getloadavg(),
+    }
 
 
 def _ratio_worker(task: dict, queue) -> None:
     exit_with_parent()
     try:
-        import numpy as np
-
-        from dgl_hod import create_model
-        from dgl_hod.datasets import load_dataset
-        from dgl_hod.train import set_threads
-        from dgl_hod.zoo import Zoo
-
-        set_threads(task["threads"])
-        ds = load_dataset("zinc12k", "train")
-        idx = np.random.default_rng(0).choice(len(ds), task["batch_size"], replace=False)
-        g, y = ds.batch(idx)
-        zoo = Zoo()
-        steps = {}
-        for name in RATIO_MODELS:
-            arch, config = (name, ZINC_VOCABS) if name == "gine" else (zoo.model_info(name).arch, {})
-            config = config or dict(zoo.model_info(name).config)
-            torch.manual_seed(0)
-            model = create_model(arch, **config).train()
-            opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-
-            def step(model=model, opt=opt):
-                loss = (model(g, g.ndata["feat"], g.edata["feat"]) - y.reshape(-1, 1)).abs().mean()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-
-            step()  # warm-up
-            steps[name] = step
-        times: dict[str, list[float]] = {name: [] for name in RATIO_MODELS}
-        for _ in range(task["rounds"]):
-            for name, step in steps.items():
-                ts = []
-                for _ in range(task["repeats"]):
-                    t0 = time.perf_counter()
-                    step()
-                    ts.append(time.perf_counter() - t0)
-                times[name].append(statistics.median(ts))
-        ref, zoo_ref = times[RATIO_MODELS[0]], times[RATIO_MODELS[1]]
-        queue.put(
-            {
-                **task,
-                "seconds": {name: statistics.median(t) for name, t in times.items()},
-                "round_seconds": times,
-                "ratio": {name: statistics.median(a / b for a, b in zip(t, ref)) for name, t in times.items()},
-                "ratio_zoo_gine": {
-                    name: statistics.median(a / b for a, b in zip(t, zoo_ref)) for name, t in times.items()
-                },
-                "load_average": os.getloadavg(),
-            }
-        )
+        queue.put(time_models(task))
     except Exception as exc:  # report, don't hang
         queue.put({**task, "error": f"{type(exc).__name__}: {exc}"})
+
+
+def _replace_section(old: str, begin: str, end: str, section: str) -> str:
+    if begin in old and end in old:
+        head, rest = old.split(begin, 1)
+        return head + section + rest.split(end, 1)[1]
+    return old.rstrip("\n") + ("\n\n" if old else "") + section + "\n"
+
+
+def before_after(a: argparse.Namespace) -> int:
+    """``--ratios --rev REV``: the ratios of every model with REV's code and with the working tree's, alternating."""
+    from dgl_hod.datasets._store import data_root
+    from dgl_hod.train import machine_string
+    from dgl_hod.utils import atomic_write_bytes
+
+    task = {
+        "batch_size": a.batch_size,
+        "repeats": a.repeats,
+        "rounds": a.rounds,
+        "threads": a.threads,
+        "models": ratio_configs(),
+    }
+    rev = subprocess.run(["git", "rev-parse", "--short", a.rev], cwd=ROOT, check=True, capture_output=True, text=True)
+    rev_id = rev.stdout.strip()
+    res: dict[str, list[dict]] = {"old": [], "new": []}
+    with tempfile.TemporaryDirectory(prefix="dgl-hod-rev-") as tmp:
+        old_tree = Path(tmp) / "tree"
+        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(old_tree), a.rev], cwd=ROOT, check=True)
+        try:
+            for _ in range(a.rev_rounds):
+                for label, tree in (("old", old_tree), ("new", ROOT)):
+                    env = dict(
+                        os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS=str(a.threads), DGL_HOD_DATA=str(data_root())
+                    )
+                    cmd = [sys.executable, str(Path(__file__).resolve()), "--ratio-child", json.dumps(task)]
+                    out = subprocess.run(cmd, cwd=tree, env=env, check=True, capture_output=True, text=True).stdout
+                    r = json.loads(out.strip().splitlines()[-1])
+                    if Path(r["dgl_hod"]) != tree.resolve():
+                        raise RuntimeError(f"the {label} child imported dgl_hod from {r['dgl_hod']}, not {tree}")
+                    res[label].append(r)
+                    print(f"{label}: " + ", ".join(f"{k} {v:.2f}" for k, v in r["ratio"].items()), file=sys.stderr)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(old_tree)], cwd=ROOT, check=False)
+    names = list(task["models"])
+
+    def med(label: str, key: str, name: str) -> float:
+        return statistics.median(r[key][name] for r in res[label])
+
+    speedup = {
+        name: statistics.median(o["seconds"][name] / n["seconds"][name] for o, n in zip(res["old"], res["new"]))
+        for name in names
+    }
+    load = ", ".join(f"{x:.1f}" for x in res["new"][-1]["load_average"])
+    lines = [
+        REV_BEGIN,
+        f"## Before and after ({rev_id} against the working tree)",
+        "",
+        f"{a.rev_rounds} child processes per code version, alternating ({rev_id}, working tree, ...); each child "
+        f"times every model as in the section above ({a.rounds} interleaved rounds of {a.repeats} steps, 1 thread, "
+        f"batch of {a.batch_size}). Ratio = median over children of (model / GINE default in the same child); "
+        f"speed-up = median over alternating pairs of children of (old step / new step). Load average at the end: "
+        f"{load}. {machine_string()}.",
+        "",
+        f"| model | ms / step {rev_id} | ms / step now | x GINE {rev_id} | x GINE now | speed-up |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        label = "gine (default config)" if name == "gine" else f"`{name}`"
+        lines.append(
+            f"| {label} | {med('old', 'seconds', name) * 1000:.0f} | {med('new', 'seconds', name) * 1000:.0f} | "
+            f"{med('old', 'ratio', name):.2f} | {med('new', 'ratio', name):.2f} | {speedup[name]:.2f} |"
+        )
+    command = (
+        f"python benchmarks/bench_train_step.py --ratios --rev {a.rev} --rev-rounds {a.rev_rounds} "
+        f"--rounds {a.rounds} --repeats {a.repeats}"
+    )
+    lines += ["", f"Command: `{command}`.", REV_END]
+    section = "\n".join(lines)
+    print(section)
+    a.out.mkdir(parents=True, exist_ok=True)
+    md, js = a.out / "train_step.md", a.out / "train_step.json"
+    text = _replace_section(md.read_text() if md.exists() else "", REV_BEGIN, REV_END, section)
+    data = json.loads(js.read_text()) if js.exists() else {}
+    data["before_after"] = {"rev": rev_id, "machine": machine_string(), "speedup": speedup, **res}
+    atomic_write_bytes(md, text.encode())
+    atomic_write_bytes(js, (json.dumps(data, indent=2) + "\n").encode())
+    return 0
 
 
 def ratios(a: argparse.Namespace) -> int:
@@ -103,7 +231,13 @@ def ratios(a: argparse.Namespace) -> int:
     from dgl_hod.train import machine_string
     from dgl_hod.utils import atomic_write_bytes
 
-    task = {"batch_size": a.batch_size, "repeats": a.repeats, "rounds": a.rounds, "threads": a.threads}
+    task = {
+        "batch_size": a.batch_size,
+        "repeats": a.repeats,
+        "rounds": a.rounds,
+        "threads": a.threads,
+        "models": ratio_configs(),
+    }
     r = run_in_subprocess(_ratio_worker, task)
     if "error" in r:
         print(f"ratio benchmark failed: {r['error']}", file=sys.stderr)
@@ -131,12 +265,7 @@ def ratios(a: argparse.Namespace) -> int:
     print(section)
     a.out.mkdir(parents=True, exist_ok=True)
     md, js = a.out / "train_step.md", a.out / "train_step.json"
-    old = md.read_text() if md.exists() else ""
-    if RATIO_BEGIN in old and RATIO_END in old:
-        head, rest = old.split(RATIO_BEGIN, 1)
-        text = head + section + rest.split(RATIO_END, 1)[1]
-    else:
-        text = old.rstrip("\n") + ("\n\n" if old else "") + section + "\n"
+    text = _replace_section(md.read_text() if md.exists() else "", RATIO_BEGIN, RATIO_END, section)
     data = json.loads(js.read_text()) if js.exists() else {}
     data["ratios"] = {"machine": machine, **r}
     atomic_write_bytes(md, text.encode())
@@ -206,9 +335,15 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--ratios", action="store_true", help="only the step-time ratios to GINE (zoo k1 and k2 configs)")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds of --ratios")
+    p.add_argument("--rev", help="with --ratios: also time this git revision, alternating with the working tree")
+    p.add_argument("--rev-rounds", type=int, default=3, help="child processes per code version of --rev")
+    p.add_argument("--ratio-child", help=argparse.SUPPRESS)  # internal: time_models(JSON task), print JSON
     a = p.parse_args(argv)
+    if a.ratio_child:
+        print(json.dumps(time_models(json.loads(a.ratio_child))))
+        return 0
     if a.ratios:
-        return ratios(a)
+        return before_after(a) if a.rev else ratios(a)
     from dgl_hod.train import machine_string
 
     rows = []
