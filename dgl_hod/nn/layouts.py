@@ -75,7 +75,7 @@ class DenseLayout:
         self.offsets = torch.cumsum(counts, 0) - counts
         self.width = int(counts.max()) if len(counts) else 0
         self.graph_of_node = segment_ids(counts)
-        self.local_index = torch.arange(self.num_nodes) - self.offsets[self.graph_of_node]
+        self.local_index = torch.arange(self.num_nodes, device=g.device) - self.offsets[self.graph_of_node]
         self._masks: dict[int, Tensor] = {}
         self._rows: dict[int, Tensor] = {}
 
@@ -88,7 +88,8 @@ class DenseLayout:
         """The level-1 component of the marked input ``x_u + sum_j marks[u, j] c_j``: ``D[v, v, j] = c_j``."""
         r, d = directions.shape
         d1 = directions.new_zeros(self.num_nodes, self.width, r, d)
-        return d1.index_put((torch.arange(self.num_nodes), self.local_index), directions.expand(self.num_nodes, r, d))
+        nodes = torch.arange(self.num_nodes, device=d1.device)
+        return d1.index_put((nodes, self.local_index), directions.expand(self.num_nodes, r, d))
 
     def zeros(self, level: int, like: Tensor) -> Tensor:
         return like.new_zeros(self.num_nodes, *(self.width,) * level, *like.shape[-2:])
@@ -120,7 +121,7 @@ class DenseLayout:
         """``(N, P, .., P)``: slots are nodes of ``v``'s graph and strictly increasing."""
         if level not in self._masks:
             n, P = self.num_nodes, self.width
-            slots = torch.arange(P)
+            slots = torch.arange(P, device=self.graph_sizes.device)
             m1 = slots.view(1, P) < self.graph_sizes[self.graph_of_node].view(n, 1)  # (N, P): a node of v's graph
             mask = m1
             for i in range(1, level):
@@ -186,7 +187,7 @@ def _ball_keys(g: dgl.DGLGraph, depth: int) -> tuple[list[Tensor], list[tuple[Te
     """
     n = g.num_nodes()
     src, dst = g.edges()
-    keys = torch.arange(n) * n + torch.arange(n)  # (v, v), sorted
+    keys = torch.arange(n, device=g.device) * (n + 1)  # (v, v), sorted
     out, steps = [keys], []
     for _ in range(depth):
         owner = keys // n
@@ -240,17 +241,18 @@ class SparseLayout:
         self.ball_ptr = _ptr(owner, n)
         self.ball_size = self.ball_ptr.diff()
         self.radix = max(int(self.ball_size.max()) if n else 1, 1)
-        self.pos1 = torch.arange(len(owner)) - self.ball_ptr.index_select(0, owner)
+        self.pos1 = torch.arange(len(owner), device=owner.device) - self.ball_ptr.index_select(0, owner)
         # first row of each owner's increasing pairs of ball positions (level 2, closed-form rows in _row_of)
         pairs = self.ball_size * (self.ball_size - 1) // 2
         self._pair_start = torch.cumsum(pairs, 0) - pairs
 
-        self.owner: list[Tensor] = [torch.arange(n), owner]  # owner of each row, per level (level 0 = nodes)
-        self.positions: list[Tensor] = [torch.zeros(n, 0, dtype=torch.long), self.pos1[:, None]]
-        self.keys: list[Tensor] = [torch.arange(n), self._key(owner, self.pos1[:, None])]
+        nodes = torch.arange(n, device=owner.device)
+        self.owner: list[Tensor] = [nodes, owner]  # owner of each row, per level (level 0 = nodes)
+        self.positions: list[Tensor] = [nodes.new_zeros(n, 0), self.pos1[:, None]]
+        self.keys: list[Tensor] = [nodes, self._key(owner, self.pos1[:, None])]
         self._levels = levels
         self._tuple_graphs: list[dgl.DGLGraph] = [g]
-        self._edge_ids: list[Tensor] = [torch.arange(g.num_edges())]
+        self._edge_ids: list[Tensor] = [torch.arange(g.num_edges(), device=g.device)]
         if levels >= 2:  # levels == 1: built on first use (pure jets run on BallLayout's growing balls instead)
             self._build_tuple_graphs()
 
@@ -521,7 +523,7 @@ class BallLayout:
     def rows(self, level: int) -> Tensor:
         self._check_level(level)
         if level == 0:
-            return torch.arange(self.num_nodes)[:, None]
+            return self.full.owner[0][:, None]
         if self._rows is None:
             self._rows = torch.stack([self.owner, self.member], 1)
         return self._rows
