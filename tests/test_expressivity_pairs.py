@@ -111,3 +111,52 @@ def test_append_adds_models_and_keeps_every_command(tmp_path):
     other = [("3" if x == "2" else x) for x in common]  # --num-perms 3
     with pytest.raises(SystemExit):  # another protocol cannot be appended
         bench.main([*other, "--model", gin, "--append"])
+
+
+def test_category_time_limits_cut_one_category_and_not_the_next():
+    factory = model_factory("gin", hidden_dim=8, num_layers=2)
+    limits = {"basic": 0.0, "*": 1e9}  # basic: only its first pair starts (the clock starts with it)
+    r = bench.evaluate_set(factory, "brec", num_perms=2, categories=["basic", "regular"], category_time_limit_s=limits)
+    assert r["per_category"]["basic"]["evaluated"] == 1 and r["per_category"]["regular"]["evaluated"] == 50
+    assert r["selection"]["cut_by_time"] == ["basic"]
+    assert [p["index"] for p in r["pairs"]] == [0, *range(60, 110)]
+
+
+def marked_wl_separates(g1, g2, rounds: int) -> bool:
+    """Node-marked colour refinement (the DS-WL test of node-marked DS-GNN) truncated at ``rounds`` rounds.
+
+    For every node v of a graph: mark v, refine ``rounds`` times (colour, multiset of neighbour colours); the graph's
+    invariant is the multiset over v of the multisets of final colours.  One palette for both graphs.
+    """
+    palette: dict = {}
+
+    def invariant(g):
+        src, dst = (t.tolist() for t in g.edges())
+        n = g.num_nodes()
+        nbrs: list[list[int]] = [[] for _ in range(n)]
+        for s, d in zip(src, dst, strict=True):
+            nbrs[d].append(s)
+        out = []
+        for v in range(n):
+            col = [int(u == v) for u in range(n)]
+            for _ in range(rounds):
+                col = [palette.setdefault((col[x], tuple(sorted(col[y] for y in nbrs[x]))), len(palette))
+                       for x in range(n)]  # fmt: skip
+            out.append(tuple(sorted(col)))
+        return sorted(out)
+
+    return invariant(g1) != invariant(g2)
+
+
+def test_extension_pairs_missed_at_depth_3_and_4_need_more_rounds_of_marked_wl():
+    """expressivity_pairs_hod_vs_ds: 1-HOD and node-marked DS-GNN miss BREC extension 252, 253 at depth 3 and 254 at
+    depth 3 and 4, and separate them one layer later. Marked colour refinement needs exactly that many rounds: a
+    receptive-field limit shared by both models, not a symmetry of either."""
+    pairs = expressivity_pairs("brec")
+    need = {}
+    for k in (252, 253, 254):
+        g1, g2, _ = pairs[k]
+        need[k] = next(t for t in range(1, 8) if marked_wl_separates(g1, g2, t))
+    assert need == {252: 4, 253: 4, 254: 5}
+    g1, g2, _ = pairs[4]  # a basic pair every depth-3 model separates
+    assert marked_wl_separates(g1, g2, 3)
