@@ -248,7 +248,10 @@ def ratios(a: argparse.Namespace) -> int:
         RATIO_BEGIN,
         "## Step time relative to GINE",
         "",
-        f"One process, {a.threads} thread(s), batch of {a.batch_size} ZINC-12k training graphs, the zoo configs; "
+        f"One process, {a.threads} thread(s), batch of {a.batch_size} ZINC-12k training graphs; the zoo configs "
+        f"(`gine-zinc`, `hod-gnn-k1-zinc`, `hod-gnn-k2-zinc` as in zoo.yaml) and the HOD-GNN configs of "
+        f"`benchmarks/zoo_protocol.sh` (`hod-gnn-k1-m2`: k=1, m=2, joint encoder, output derivatives; "
+        f"`-d8`: also base depth 8, width 16; `hod-gnn-k2-m1`: k=2, m=1, depth 3, width 16, encoder 32); "
         f"{a.rounds} interleaved rounds of {a.repeats} steps (median per round), ratio = median over rounds of "
         f"model / GINE in the same round. Load average at the end: {load}. {machine}.",
         "",
