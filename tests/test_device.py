@@ -48,12 +48,7 @@ EXEMPT = {
     "datasets/": "datasets are stored and batched on the host; the trainer and evaluation move batches to the model",
     "checkpoint.py": "checkpoints and RNG states are serialised from host copies by design",
 }
-PENDING = {
-    # The jet layouts build their index tensors on the default device (torch.arange/zeros without device=).
-    # nn/layouts.py is being rewritten for issue 12 §1 by another engineer this session; the sites are listed in
-    # test_jet_layouts_follow_their_inputs_device (strict xfail: it fails once they are fixed, then drop this).
-    "nn/layouts.py": "issue 12 §1 rewrite in progress",
-}
+PENDING: dict[str, str] = {}  # modules known to create tensors on a fixed device, with the reason (none left)
 FACTORIES = {
     torch.zeros,
     torch.ones,
@@ -287,13 +282,6 @@ def test_modules_hold_no_tensor_that_to_would_not_move(arch, config):
     assert stray == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="nn/layouts.py builds index tensors with torch.arange/torch.zeros without device= (DenseLayout.__init__, "
-    "init_marks, _mask; _ball_keys; SparseLayout.__init__), owned by the issue-12 §1 rewrite; when this XPASSes, "
-    "remove the marker and the PENDING entry",
-)
 def test_jet_layouts_follow_their_inputs_device():
     g = _batch()
     watch = FactoryWatch(exempt=EXEMPT)
