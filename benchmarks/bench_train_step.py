@@ -146,19 +146,24 @@ def _replace_section(old: str, begin: str, end: str, section: str) -> str:
     return old.rstrip("\n") + ("\n\n" if old else "") + section + "\n"
 
 
-def before_after(a: argparse.Namespace) -> int:
-    """``--ratios --rev REV``: the ratios of every model with REV's code and with the working tree's, alternating."""
-    from dgl_hod.datasets._store import data_root
-    from dgl_hod.train import machine_string
-    from dgl_hod.utils import atomic_write_bytes
-
-    task = {
+def _ratio_task(a: argparse.Namespace) -> dict:
+    """What a ``--ratios`` worker times: the batch, repeats, rounds, threads and every ratio model's config."""
+    return {
         "batch_size": a.batch_size,
         "repeats": a.repeats,
         "rounds": a.rounds,
         "threads": a.threads,
         "models": ratio_configs(),
     }
+
+
+def before_after(a: argparse.Namespace) -> int:
+    """``--ratios --rev REV``: the ratios of every model with REV's code and with the working tree's, alternating."""
+    from dgl_hod.datasets._store import data_root
+    from dgl_hod.train import machine_string
+    from dgl_hod.utils import atomic_write_bytes
+
+    task = _ratio_task(a)
     rev = subprocess.run(["git", "rev-parse", "--short", a.rev], cwd=ROOT, check=True, capture_output=True, text=True)
     rev_id = rev.stdout.strip()
     res: dict[str, list[dict]] = {"old": [], "new": []}
@@ -231,13 +236,7 @@ def ratios(a: argparse.Namespace) -> int:
     from dgl_hod.train import machine_string
     from dgl_hod.utils import atomic_write_bytes
 
-    task = {
-        "batch_size": a.batch_size,
-        "repeats": a.repeats,
-        "rounds": a.rounds,
-        "threads": a.threads,
-        "models": ratio_configs(),
-    }
+    task = _ratio_task(a)
     r = run_in_subprocess(_ratio_worker, task)
     if "error" in r:
         print(f"ratio benchmark failed: {r['error']}", file=sys.stderr)

@@ -416,12 +416,7 @@ class SparseLayout:
         return comp
 
     def graph_block(self, comp: Tensor, level: int, i: int) -> Tensor:
-        start = int(self.graph_sizes[:i].sum())
-        n = int(self.graph_sizes[i])
-        rows = self.rows(level)
-        sel = ((rows[:, 0] >= start) & (rows[:, 0] < start + n)).nonzero().squeeze(1)
-        out = comp.new_zeros(n, *(n,) * level, *comp.shape[1:])
-        return out.index_put(tuple(rows[sel].T - start), comp[sel])
+        return _rows_graph_block(self.rows(level), self.graph_sizes, comp, level, i)
 
 
 class BallLayout:
@@ -533,9 +528,13 @@ class BallLayout:
 
     def graph_block(self, comp: Tensor, level: int, i: int) -> Tensor:
         self._check_level(level)
-        start = int(self.graph_sizes[:i].sum())
-        n = int(self.graph_sizes[i])
-        rows = self.rows(level)
-        sel = ((rows[:, 0] >= start) & (rows[:, 0] < start + n)).nonzero().squeeze(1)
-        out = comp.new_zeros(n, *(n,) * level, *comp.shape[1:])
-        return out.index_put(tuple(rows[sel].T - start), comp[sel])
+        return _rows_graph_block(self.rows(level), self.graph_sizes, comp, level, i)
+
+
+def _rows_graph_block(rows: Tensor, graph_sizes: Tensor, comp: Tensor, level: int, i: int) -> Tensor:
+    """Graph ``i``'s dense ``(n, n**level..., r, C)`` block of a row-stored component (rows: global node tuples)."""
+    start = int(graph_sizes[:i].sum())
+    n = int(graph_sizes[i])
+    sel = ((rows[:, 0] >= start) & (rows[:, 0] < start + n)).nonzero().squeeze(1)
+    out = comp.new_zeros(n, *(n,) * level, *comp.shape[1:])
+    return out.index_put(tuple(rows[sel].T - start), comp[sel])
