@@ -166,6 +166,14 @@ class DistContext:
         dist.all_reduce(t)
         return t.tolist()
 
+    def all_max(self, values: Sequence[float]) -> list[float]:
+        """Elementwise maximum over the ranks of a few numbers (float64)."""
+        if self.world_size == 1:
+            return [float(v) for v in values]
+        t = torch.tensor(list(values), dtype=torch.float64, device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return t.tolist()
+
     def broadcast_floats(self, values: Sequence[float]) -> list[float]:
         """Rank 0's numbers on every rank (times, elapsed seconds: the decisions made from them must agree)."""
         if self.world_size == 1:

@@ -235,6 +235,16 @@ def _check_schedule(r: Recipe) -> None:
 # ---------------------------------------------------------------------------------------------------------------------
 # machine, threads, schedule, batches
 # ---------------------------------------------------------------------------------------------------------------------
+def peak_rss_mib() -> float | None:
+    """This process's peak resident set so far, in MiB (``ru_maxrss``; ``None`` where ``resource`` is missing)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover (Windows)
+        return None
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kib / 1024 / (1024 if sys.platform == "darwin" else 1)  # macOS reports bytes, Linux KiB
+
+
 def machine_string() -> str:
     """CPU model, core count, OS, python, torch and dgl versions, for records."""
     cpu = platform.processor() or platform.machine()
@@ -633,6 +643,7 @@ def run_epoch(run: _Run, recipe: Recipe, state: RunState) -> dict[str, Any]:
         "train_time_s": train_time,
         "train_cpu_s": train_cpu,
         "time_s": time.time() - t0,
+        "peak_rss_mib": run.ctx.all_max([peak_rss_mib() or 0.0])[0] or None,
     }
     state.history.append(entry)
     if run.evaluator.is_better(val, None if state.best is None else state.best["val"]):
@@ -923,6 +934,8 @@ def _finish(recipe: Recipe, run: _Run, state: RunState, reason: str) -> dict[str
             "time_per_epoch_s_mean": float(np.mean(times)),
             "time_per_epoch_s_median": float(np.median(times)),
             "train_time_per_epoch_s_mean": float(np.mean([h["train_time_s"] for h in hist])),
+            # epochs trained before this field existed (resumed runs) have none
+            "peak_rss_mib": max((h["peak_rss_mib"] for h in hist if h.get("peak_rss_mib")), default=None),
             "machine": machine_string(),
         },
         "metrics": {

@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 import dgl_hod.train as train_mod
-from dgl_hod.train import CHECKPOINT, CheckpointError, Recipe, epoch_batches, lr_factor, train
+from dgl_hod.train import CHECKPOINT, CheckpointError, Recipe, epoch_batches, lr_factor, peak_rss_mib, train
 
 TINY = {
     "order": 1,
@@ -101,6 +101,12 @@ def test_time_budget_plans_epochs_after_the_first(tmp_path):
     wall = rec["timing"]["wall_time_s"]
     times = [h["time_s"] for h in rec["history"]]
     assert sum(times) <= wall < sum(times) + 2.0  # elapsed time is counted once
+    # peak memory: this process's ru_maxrss, at least the current resident set, the record's the epochs' maximum
+    with open("/proc/self/status") as f:
+        rss_now = next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+    peaks = [h["peak_rss_mib"] for h in rec["history"]]
+    assert all(p is not None and rss_now * 0.5 <= p <= peak_rss_mib() for p in peaks)
+    assert peaks == sorted(peaks) and rec["timing"]["peak_rss_mib"] == max(peaks)
     if r["stop_reason"].startswith("time budget"):  # a budget stop must be justified by the real elapsed time
         assert wall + sum(times) / len(times) > budget
     else:
