@@ -1,8 +1,9 @@
 """Transfer experiment: a pretrained zoo model fine-tuned on a new task vs the same architecture from scratch.
 
-Every variant gets the same wall-clock budget per run on the target dataset (pretraining time is not counted: it is
-paid once, by the zoo) and the same seeds; the metric is the target's test metric at the best validation epoch,
-reported as mean ± std over seeds.  Variants:
+Every variant gets the same schedule on the target dataset, a fixed number of epochs (``--epochs``, the issue-14 way:
+exact to resume and to compare) or the same wall-clock budget per run (``--budget``); pretraining time is not counted
+(it is paid once, by the zoo). The same seeds for every variant; the metric is the target's test metric at the best
+validation epoch, reported as mean ± std over seeds.  Variants:
 
 * ``scratch``: ``python -m dgl_hod.train ARCH --config <the zoo entry's config>`` (random init);
 * ``finetune``: ``--finetune NAME`` (new head, whole body trained at ``lr * body_lr_scale``);
@@ -11,8 +12,8 @@ reported as mean ± std over seeds.  Variants:
 Each run is a separate ``python -m dgl_hod.train`` process writing ``OUT/<variant>-s<seed>/``; finished runs
 (``record.json`` present) are skipped and interrupted ones resumed, so the script can be killed and restarted.
 
-    python benchmarks/finetune_transfer.py --pretrained hod-gnn-k1-molhiv --dataset ogbg-molbace \\
-        --budget 200 --seeds 0 1 2        # writes benchmarks/results/transfer.{md,json} (docs/benchmarks.md)
+    python benchmarks/finetune_transfer.py --pretrained hod-gnn-k1-m2-molhiv --dataset ogbg-molbace \\
+        --epochs 100 --tag transfer-molbace  # writes benchmarks/results/transfer-molbace.{md,json} (docs/benchmarks.md)
 """
 
 from __future__ import annotations
@@ -39,11 +40,15 @@ def command(variant: str, entry, args, seed: int, out: Path) -> list[str]:
         cmd += ["--finetune", entry.name, "--body-lr-scale", str(args.body_lr_scale)]
         if variant == "finetune-frozen-base":
             cmd += ["--freeze", "base"]
+    schedule = ["--epochs", str(args.epochs)] if args.epochs else ["--time-budget", str(args.budget)]
     return cmd + [
         "--dataset",
         args.dataset,
-        "--time-budget",
-        str(args.budget),
+        *schedule,
+        "--warmup-epochs",
+        str(args.warmup_epochs),
+        "--batch-size",
+        str(args.batch_size),
         "--seed",
         str(seed),
         "--lr",
@@ -59,11 +64,15 @@ def command(variant: str, entry, args, seed: int, out: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--pretrained", default="hod-gnn-k1-molhiv", help="zoo model to fine-tune")
+    p.add_argument("--pretrained", default="hod-gnn-k1-m2-molhiv", help="zoo model to fine-tune")
     p.add_argument("--dataset", default="ogbg-molbace", help="target dataset (same featurisation)")
-    p.add_argument("--budget", type=float, default=200.0, help="seconds per run")
+    schedule = p.add_mutually_exclusive_group(required=True)
+    schedule.add_argument("--epochs", type=int, help="fixed epochs per run (warm-up then cosine over them)")
+    schedule.add_argument("--budget", type=float, help="seconds per run (the trainer plans epochs after epoch 1)")
+    p.add_argument("--warmup-epochs", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS[:2]), choices=VARIANTS)
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     p.add_argument("--body-lr-scale", type=float, default=0.1)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--threads", type=int, default=1)
@@ -120,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         "dataset": args.dataset,
         "metric": metric,
         "budget_s": args.budget,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
         "body_lr_scale": args.body_lr_scale,
         "lr": args.lr,
         "command": "python benchmarks/finetune_transfer.py " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -129,8 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     (RESULTS / f"{args.tag}.json").write_text(json.dumps(result, indent=2))
     lines = [
         f"Transfer {args.pretrained} ({entry.dataset}) -> {args.dataset}: test {metric} at the best validation "
-        f"epoch, mean ± std over seeds {args.seeds}, {args.budget:.0f} s per run, lr {args.lr}, body lr scale "
-        f"{args.body_lr_scale} (fine-tuned variants).",
+        f"epoch, mean ± std over seeds {args.seeds}, "
+        + (f"{args.epochs} epochs" if args.epochs else f"{args.budget:.0f} s")
+        + f" per run, batch {args.batch_size}, lr {args.lr}, body lr scale {args.body_lr_scale} (fine-tuned variants).",
         "",
         f"| variant | seeds | val {metric} | test {metric} | epochs | s/epoch |",
         "|---|---|---|---|---|---|",
