@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import functools
 import hashlib
+import inspect
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 import torch
@@ -1277,6 +1279,8 @@ def _plain(obj: Any) -> Any:
 
 
 _DEFAULT: Zoo | None = None
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 def default_zoo() -> Zoo:
@@ -1298,27 +1302,22 @@ def model_info(name: str) -> ZooEntry:
     return default_zoo().model_info(name)
 
 
-def load_model(
-    name: str,
-    *,
-    pretrained: bool = True,
-    num_tasks: int | None = None,
-    freeze: str | Sequence[str] | None = None,
-    weights: str | os.PathLike | None = None,
-    strict: bool = True,
-    new_head: bool | None = None,
-    cast: bool = False,
-    verify: bool = True,
-) -> GraphModel:
-    """Load zoo model ``name``; the options are keyword-only (see :meth:`Zoo.load_model`)."""
-    return default_zoo().load_model(
-        name,
-        pretrained=pretrained,
-        num_tasks=num_tasks,
-        freeze=freeze,
-        weights=weights,
-        strict=strict,
-        new_head=new_head,
-        cast=cast,
-        verify=verify,
+def _on_default_zoo(method: Callable[Concatenate[Zoo, _P], _R]) -> Callable[_P, _R]:
+    """``method`` as a module-level function on :func:`default_zoo`, with the method's parameters (less ``self``),
+    defaults and docstring: an option added to the method needs no second copy here.
+    """
+
+    @functools.wraps(method)
+    def on_default_zoo(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        return method(default_zoo(), *args, **kwargs)
+
+    signature = inspect.signature(method)
+    on_default_zoo.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=list(signature.parameters.values())[1:]
     )
+    on_default_zoo.__qualname__ = method.__name__
+    return on_default_zoo
+
+
+#: load zoo model ``name`` from :func:`default_zoo`; the options are keyword-only (see :meth:`Zoo.load_model`)
+load_model = _on_default_zoo(Zoo.load_model)
