@@ -406,6 +406,33 @@ def separation(model, g1, g2) -> float:
     return float((e[0] - e[1]).abs().max() / (1 + e.abs().max()))
 
 
+def _hod_gnn_float64(node_vocab, order, **config):
+    """The 1-/2-HOD-GNN of the separation tests (width 32, 4 base layers, no downstream norm, rms jet norm), float64
+    in eval mode; ``config`` adds options (``base_eps``)."""
+    model = create_model(
+        "hod-gnn",
+        node_vocab=node_vocab,
+        edge_vocab=None,
+        order=order,
+        hidden_dim=32,
+        base_hidden_dim=16,
+        base_layers=4,
+        downstream_layers=2,
+        downstream_norm="none",
+        jet_norm="rms",
+        **config,
+    )
+    return model.double().eval()
+
+
+def _node_marked_ds_gnn_float64(node_vocab):
+    """The node-marked DS-GNN the separation tests compare with (width 32, 4 layers, no norm), float64 in eval mode."""
+    model = create_model(
+        "ds-gnn", node_vocab=node_vocab, edge_vocab=None, policy="node_marked", norm="none", hidden_dim=32, num_layers=4
+    )
+    return model.double().eval()
+
+
 def test_hod1_and_node_marked_ds_agree_on_pairs():
     """1-HOD-GNN and node-marked DS-GNN (random init, float64) separate the same pairs of a small set: EXP
     (every 60th of 600 pairs: both separate all), every 3rd of the 45 CSL class-representative pairs (both: all),
@@ -416,29 +443,8 @@ def test_hod1_and_node_marked_ds_agree_on_pairs():
     if "hod-gnn" not in list_archs():
         pytest.skip("hod-gnn not registered yet")
     torch.manual_seed(0)
-    hod = (
-        create_model(
-            "hod-gnn",
-            node_vocab=(2,),
-            edge_vocab=None,
-            order=1,
-            hidden_dim=32,
-            base_hidden_dim=16,
-            base_layers=4,
-            downstream_layers=2,
-            downstream_norm="none",
-            jet_norm="rms",
-        )
-        .double()
-        .eval()
-    )
-    ds = (
-        create_model(
-            "ds-gnn", node_vocab=(2,), edge_vocab=None, policy="node_marked", norm="none", hidden_dim=32, num_layers=4
-        )
-        .double()
-        .eval()
-    )
+    hod = _hod_gnn_float64(node_vocab=(2,), order=1)
+    ds = _node_marked_ds_gnn_float64(node_vocab=(2,))
     gin = create_model("gin", node_vocab=(2,), norm="none", hidden_dim=32, num_layers=4).double().eval()
     verdicts = {}
     for name, k, g1, g2 in _pairs_subset():
@@ -463,29 +469,9 @@ def test_brec_two_fold_pairs_separated_by_node_marking_and_by_derivatives_off_th
 
     pairs = expressivity_pairs("brec")
     torch.manual_seed(0)
-    ds = (
-        create_model(
-            "ds-gnn", node_vocab=(1,), edge_vocab=None, policy="node_marked", norm="none", hidden_dim=32, num_layers=4
-        )
-        .double()
-        .eval()
-    )
+    ds = _node_marked_ds_gnn_float64(node_vocab=(1,))
     hods = {
-        (k, eps): create_model(
-            "hod-gnn",
-            node_vocab=(1,),
-            edge_vocab=None,
-            order=k,
-            hidden_dim=32,
-            base_hidden_dim=16,
-            base_layers=4,
-            downstream_layers=2,
-            downstream_norm="none",
-            jet_norm="rms",
-            **({} if eps is None else {"base_eps": eps}),
-        )
-        .double()
-        .eval()
+        (k, eps): _hod_gnn_float64(node_vocab=(1,), order=k, **({} if eps is None else {"base_eps": eps}))
         for k in (1, 2)
         for eps in (None, 0.0)
     }
