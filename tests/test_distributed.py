@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_HOD_GNN
 from safetensors.torch import load_file
 
 import dgl_hod.train as train_mod
@@ -25,14 +26,8 @@ from dgl_hod.distributed import NO_DGL_CUDA, SyncBatchNorm1d, dgl_has_cuda
 from dgl_hod.train import CHECKPOINT, epoch_batches, train
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = {
-    "order": 1,
-    "jet_mode": "sparse",
-    "hidden_dim": 16,
-    "base_hidden_dim": 8,
-    "base_layers": 2,
-    "downstream_layers": 2,
-}  # downstream_norm is "batch": the two-process runs need synchronised batch statistics to match one process
+# TINY_HOD_GNN leaves downstream_norm at "batch": the two-process runs need synchronised batch statistics to match
+# one process
 F64: dict[str, Any] = dict(dtype="float64", progress=False, log=False, seed=0)
 
 
@@ -60,8 +55,8 @@ def test_global_batches_are_cut_into_rank_parts():
 def test_two_processes_take_the_step_of_one_process_on_the_same_global_batch(tmp_path):
     """Global batch 7 = parts of 4 and 3 graphs, then a batch of 1 graph = parts of 1 and 0: float64, two steps."""
     kw: dict[str, Any] = dict(batch_size=7, max_train_graphs=8, max_eval_graphs=10, epochs=1, lr=1e-2, **F64)
-    one = train("hod-gnn", "zinc12k", TINY, tmp_path / "one", **kw)
-    two = train("hod-gnn", "zinc12k", TINY, tmp_path / "two", nproc=2, **kw)
+    one = train("hod-gnn", "zinc12k", TINY_HOD_GNN, tmp_path / "one", **kw)
+    two = train("hod-gnn", "zinc12k", TINY_HOD_GNN, tmp_path / "two", nproc=2, **kw)
     w1, w2 = (
         load_file(str(tmp_path / "one" / "best.safetensors")),
         load_file(str(tmp_path / "two" / "best.safetensors")),
@@ -78,23 +73,23 @@ def test_two_processes_take_the_step_of_one_process_on_the_same_global_batch(tmp
 
 def test_killed_two_process_run_resumes_with_two_or_one_process(tmp_path, monkeypatch):
     kw: dict[str, Any] = dict(batch_size=8, max_train_graphs=24, max_eval_graphs=16, epochs=2, lr=3e-3, **F64)
-    straight = train("hod-gnn", "zinc12k", TINY, tmp_path / "straight", **kw)
+    straight = train("hod-gnn", "zinc12k", TINY_HOD_GNN, tmp_path / "straight", **kw)
     monkeypatch.setattr(train_mod, "_STOP_AFTER_EPOCHS", 1)
     with pytest.raises(train_mod._SimulatedKill):
-        train("hod-gnn", "zinc12k", TINY, tmp_path / "two", nproc=2, **kw)
+        train("hod-gnn", "zinc12k", TINY_HOD_GNN, tmp_path / "two", nproc=2, **kw)
     monkeypatch.setattr(train_mod, "_STOP_AFTER_EPOCHS", None)
     assert (tmp_path / "two" / CHECKPOINT).exists() and not (tmp_path / "two" / "record.json").exists()
     shutil.copytree(tmp_path / "two", tmp_path / "one")
     # resumed by torchrun (2 processes, the command line) and by one process (the API)
     argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    argv += ["-m", "dgl_hod.train", "hod-gnn", "--dataset", "zinc12k", "--config", json.dumps(TINY)]
+    argv += ["-m", "dgl_hod.train", "hod-gnn", "--dataset", "zinc12k", "--config", json.dumps(TINY_HOD_GNN)]
     argv += shlex.split("--batch-size 8 --max-train-graphs 24 --max-eval-graphs 16 --epochs 2 --lr 3e-3")
     argv += ["--dtype", "float64", "--out", str(tmp_path / "two"), "--resume", "--no-progress", "--json"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1])["epochs_run"] == 2  # rank 0 alone prints the summary
-    resumed_one = train("hod-gnn", "zinc12k", TINY, tmp_path / "one", resume=True, **kw)
+    resumed_one = train("hod-gnn", "zinc12k", TINY_HOD_GNN, tmp_path / "one", resume=True, **kw)
     resumed_two = json.loads((tmp_path / "two" / "record.json").read_text())
     for rec, sizes in ((resumed_two, [2, 2]), (resumed_one, [2, 1])):
         assert [s["world_size"] for s in rec["recipe"]["sessions"]] == sizes

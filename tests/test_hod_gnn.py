@@ -241,19 +241,16 @@ def test_k_m_keys_the_order_alias_and_the_activation_alias():
 
 
 @pytest.mark.parametrize("mode", ["dense", "sparse"])
-def test_graph_with_no_nodes_in_a_batch(mode):
+def test_graph_with_no_nodes_in_a_batch(mode, empty_graph):
     """Like the baselines: a 0-node graph gets the head's output on an empty read-out, alone or in a batch, and
     does not change the other graphs' outputs."""
     torch.manual_seed(0)
     model = create_model("hod-gnn", **SMALL, k=1, m=2, jet_mode=mode, downstream_norm="layer").double().eval()
     graphs = molecule_batch()
-    empty = dgl.graph(([], []), num_nodes=0)
-    empty.ndata["feat"] = torch.zeros(0, dtype=torch.long)
-    empty.edata["feat"] = torch.zeros(0, dtype=torch.long)
-    g = dgl.batch([graphs[0], empty, graphs[1]])
+    g = dgl.batch([graphs[0], empty_graph, graphs[1]])
     with torch.no_grad():
         out = model(g, g.ndata["feat"], g.edata["feat"])
-        alone = [model(h, h.ndata["feat"], h.edata["feat"]) for h in (graphs[0], empty, graphs[1])]
+        alone = [model(h, h.ndata["feat"], h.edata["feat"]) for h in (graphs[0], empty_graph, graphs[1])]
     assert out.shape == (3, 1) and torch.isfinite(out).all()
     assert torch.allclose(out, torch.cat(alone), atol=1e-10)
 

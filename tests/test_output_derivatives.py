@@ -338,16 +338,13 @@ def test_per_layer_diagonals_at_the_rwse_init_are_the_whole_rwse_vector(mode):
     assert (want[:, 0] == 0).all() and (want[:, 1] > 0).all()  # step 1 has no loops; the steps differ
 
 
-def test_switches_keep_graphs_independent_and_handle_empty_graphs():
+def test_switches_keep_graphs_independent_and_handle_empty_graphs(empty_graph):
     """A graph's output does not depend on the rest of its batch (the scales are per graph), an empty graph
     included."""
     torch.manual_seed(0)
     model = create_model("hod-gnn", **SMALL, m=2, output_derivatives=True, per_layer_derivatives=True).eval()
     graphs = molecule_batch()
-    empty = dgl.graph(([], []), num_nodes=0)
-    empty.ndata["feat"] = torch.zeros(0, dtype=torch.long)
-    empty.edata["feat"] = torch.zeros(0, dtype=torch.long)
-    g = dgl.batch([graphs[0], empty, graphs[1]])
+    g = dgl.batch([graphs[0], empty_graph, graphs[1]])
     with torch.no_grad():
         out = model(g, g.ndata["feat"], g.edata["feat"])
         alone = [model(gi, gi.ndata["feat"], gi.edata["feat"]) for gi in graphs]

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import zinc12k_zoo_entry
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -27,7 +28,6 @@ from dgl_hod import cli, create_model
 from dgl_hod.zoo import (
     WeightsError,
     Zoo,
-    ZooEntry,
     ZooError,
     check_name,
     config_sha256,
@@ -49,21 +49,8 @@ def _tiny_zoo(tmp_path: Path, metrics: dict | None = None, name: str = "gine-tin
     sha = save_weights(model, tmp_path / "models" / f"{name}.safetensors")
     ref = reference_output(model, "zinc12k", "test", list(range(8)))
     zoo = Zoo(tmp_path / "zoo.yaml", tmp_path / "models")
-    zoo.write_entry(
-        ZooEntry(
-            name=name,
-            arch="gine",
-            config=dict(TINY),
-            dataset="zinc12k",
-            task="regression",
-            weights=f"models/{name}.safetensors",
-            sha256=sha,
-            num_params=sum(p.numel() for p in model.parameters()),
-            metrics=metrics or {},
-            recipe={},
-            reference={"split": "test", "indices": list(range(8)), "output": ref.tolist()},
-        )
-    )
+    reference = {"split": "test", "indices": list(range(8)), "output": ref.tolist()}
+    zoo.write_entry(zinc12k_zoo_entry(name, "gine", TINY, model, sha, metrics=metrics or {}, reference=reference))
     return zoo, model
 
 

@@ -5,24 +5,17 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_HOD_GNN
 from safetensors.torch import load_file
 
 import dgl_hod.train as train_mod
 from dgl_hod.train import CHECKPOINT, CheckpointError, Recipe, epoch_batches, lr_factor, peak_rss_mib, train
 
-TINY = {
-    "order": 1,
-    "jet_mode": "sparse",
-    "hidden_dim": 16,
-    "base_hidden_dim": 8,
-    "base_layers": 2,
-    "downstream_layers": 2,
-}
 KW = dict(batch_size=32, lr=3e-3, max_train_graphs=192, max_eval_graphs=64, progress=False, log=False, seed=0)
 
 
 def test_zinc_smoke_loss_falls_and_outputs_are_complete(tmp_path):
-    rec = train("hod-gnn", "zinc12k", TINY, tmp_path, epochs=4, **KW)
+    rec = train("hod-gnn", "zinc12k", TINY_HOD_GNN, tmp_path, epochs=4, **KW)
     losses = [h["train_loss"] for h in rec["history"]]
     assert losses[-1] < losses[0], losses
     saved = json.loads((tmp_path / "record.json").read_text())
@@ -51,12 +44,12 @@ def _killed_after_first_epoch(monkeypatch, *args, **kw):
 
 
 def test_resume_after_kill_continues_exactly(tmp_path, monkeypatch):
-    straight = train("hod-gnn", "zinc12k", TINY, tmp_path / "a", epochs=2, **KW)
-    _killed_after_first_epoch(monkeypatch, "hod-gnn", "zinc12k", TINY, tmp_path / "b", epochs=2, **KW)
+    straight = train("hod-gnn", "zinc12k", TINY_HOD_GNN, tmp_path / "a", epochs=2, **KW)
+    _killed_after_first_epoch(monkeypatch, "hod-gnn", "zinc12k", TINY_HOD_GNN, tmp_path / "b", epochs=2, **KW)
     assert (tmp_path / "b" / CHECKPOINT).exists() and not (tmp_path / "b" / "record.json").exists()
     with pytest.raises(FileExistsError, match="resume"):
-        train("hod-gnn", "zinc12k", TINY, tmp_path / "b", epochs=2, **KW)
-    resumed = train("hod-gnn", "zinc12k", TINY, tmp_path / "b", epochs=2, resume=True, **KW)
+        train("hod-gnn", "zinc12k", TINY_HOD_GNN, tmp_path / "b", epochs=2, **KW)
+    resumed = train("hod-gnn", "zinc12k", TINY_HOD_GNN, tmp_path / "b", epochs=2, resume=True, **KW)
     assert [h["epoch"] for h in resumed["history"]] == [1, 2]
     for h1, h2 in zip(straight["history"], resumed["history"]):  # bit for bit: same losses, metrics and weights
         assert (h1["train_loss"], h1["val"], h1["test"]) == (h2["train_loss"], h2["val"], h2["test"])
@@ -66,18 +59,18 @@ def test_resume_after_kill_continues_exactly(tmp_path, monkeypatch):
 
 
 def test_corrupt_checkpoint_gives_a_clear_error(tmp_path, monkeypatch):
-    _killed_after_first_epoch(monkeypatch, "hod-gnn", "zinc12k", TINY, tmp_path, epochs=2, **KW)
+    _killed_after_first_epoch(monkeypatch, "hod-gnn", "zinc12k", TINY_HOD_GNN, tmp_path, epochs=2, **KW)
     ckpt = tmp_path / CHECKPOINT
     data = ckpt.read_bytes()
     ckpt.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
-        train("hod-gnn", "zinc12k", TINY, tmp_path, epochs=2, resume=True, **KW)
+        train("hod-gnn", "zinc12k", TINY_HOD_GNN, tmp_path, epochs=2, resume=True, **KW)
 
 
 def test_resume_refuses_a_different_run(tmp_path, monkeypatch):
-    _killed_after_first_epoch(monkeypatch, "hod-gnn", "zinc12k", TINY, tmp_path, epochs=2, **KW)
+    _killed_after_first_epoch(monkeypatch, "hod-gnn", "zinc12k", TINY_HOD_GNN, tmp_path, epochs=2, **KW)
     with pytest.raises(CheckpointError, match="different run"):
-        train("hod-gnn", "zinc12k", {**TINY, "order": 2}, tmp_path, epochs=2, resume=True, **KW)
+        train("hod-gnn", "zinc12k", {**TINY_HOD_GNN, "order": 2}, tmp_path, epochs=2, resume=True, **KW)
 
 
 def test_lr_schedule_and_argument_errors(tmp_path):
@@ -87,14 +80,14 @@ def test_lr_schedule_and_argument_errors(tmp_path):
     assert lr_factor(55, 10, 100) == pytest.approx(0.5)
     assert lr_factor(100, 10, 100) == pytest.approx(0.0)
     with pytest.raises(ValueError, match="epochs"):
-        train("hod-gnn", "zinc12k", TINY, tmp_path)
+        train("hod-gnn", "zinc12k", TINY_HOD_GNN, tmp_path)
     with pytest.raises(ValueError, match="not a training metric"):
-        train("hod-gnn", "sr25", TINY, tmp_path, epochs=1)
+        train("hod-gnn", "sr25", TINY_HOD_GNN, tmp_path, epochs=1)
 
 
 def test_time_budget_plans_epochs_after_the_first(tmp_path):
     budget = 4.0
-    rec = train("hod-gnn", "zinc12k", TINY, tmp_path, time_budget_s=budget, **KW)
+    rec = train("hod-gnn", "zinc12k", TINY_HOD_GNN, tmp_path, time_budget_s=budget, **KW)
     r = rec["recipe"]
     assert r["planned_epochs"] >= 1 and "t1 =" in r["plan_rule"]
     assert r["epochs_run"] >= 1

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import zinc12k_zoo_entry
 
 from dgl_hod import cli, create_model
 from dgl_hod import zoo as zoo_module
-from dgl_hod.zoo import Zoo, ZooEntry, ZooError, default_zoo, save_weights
+from dgl_hod.zoo import Zoo, ZooError, default_zoo, save_weights
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -37,21 +38,8 @@ def _zoo(tmp_path: Path) -> Zoo:
             path = zoo.models_dir / f"{name}.history.json"
             path.write_text("{}")
             history = {"file": f"models/{name}.history.json", "sha256": "0" * 64, "seeds": [0], "epochs": [1]}
-        zoo.write_entry(
-            ZooEntry(
-                name=name,
-                arch="gine",
-                config=dict(TINY),
-                dataset="zinc12k",
-                task="regression",
-                weights=f"models/{name}.safetensors",
-                sha256=sha,
-                num_params=sum(p.numel() for p in model.parameters()),
-                metrics={"test": {"metric": "mae", "mean": 0.5 + i}},
-                recipe={},
-                history=history,
-            )
-        )
+        metrics = {"test": {"metric": "mae", "mean": 0.5 + i}}
+        zoo.write_entry(zinc12k_zoo_entry(name, "gine", TINY, model, sha, metrics=metrics, history=history))
     return zoo
 
 
