@@ -80,19 +80,19 @@ def test_edited_config_with_a_matching_hash_fails_the_reference_outputs(tmp_path
     zoo = _copy_shipped_registry(tmp_path)
 
     def edit(models):
-        cfg = models["hod-gnn-k1-zinc"]["config"]
+        cfg = models["hod-gnn-k2-zinc"]["config"]
         key = "base_activation" if "base_activation" in cfg else "activation"
         cfg[key] = "tanh"
-        models["hod-gnn-k1-zinc"]["config_sha256"] = config_sha256(cfg)
+        models["hod-gnn-k2-zinc"]["config_sha256"] = config_sha256(cfg)
 
     _edit_registry(zoo, edit)
     # the weights file's metadata still names the trained config
     with pytest.raises(WeightsError, match="was saved for another config"):
-        zoo.load_model("hod-gnn-k1-zinc")
+        zoo.load_model("hod-gnn-k2-zinc")
     # a registry without hashes (an old file) is still caught by the stored reference outputs
-    _edit_registry(zoo, lambda m: m["hod-gnn-k1-zinc"].pop("config_sha256"))
+    _edit_registry(zoo, lambda m: m["hod-gnn-k2-zinc"].pop("config_sha256"))
     with pytest.raises(WeightsError, match="was saved for another config"):
-        zoo.load_model("hod-gnn-k1-zinc")
+        zoo.load_model("hod-gnn-k2-zinc")
 
 
 def test_reference_outputs_are_checked_on_load(tmp_path):
