@@ -5,7 +5,6 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue as queue_mod
-import resource
 import threading
 import time
 from collections.abc import Callable
@@ -18,8 +17,10 @@ def rss_bytes() -> int:
 
 
 def peak_bytes() -> int:
-    """Peak resident memory of this process so far (ru_maxrss)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """Peak resident memory of this process so far (``ru_maxrss``, read by the trainer's own helper)."""
+    from dgl_hod.train import peak_rss_mib
+
+    return int((peak_rss_mib() or 0.0) * 1024 * 1024)
 
 
 def exit_with_parent() -> None:
