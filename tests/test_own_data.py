@@ -31,6 +31,10 @@ from dgl_hod.datasets import (
     register_dataset,
 )
 from dgl_hod.datasets.user import unregister_dataset
+from dgl_hod.zoo import default_zoo
+
+#: the zoo's molhiv model, read from zoo.yaml (issue 14 retrains it under the paper-model name)
+MOLHIV = default_zoo().list_models("*-molhiv", pretrained=True)[0]
 
 rdkit = pytest.importorskip("rdkit", reason="RDKit is the optional `chem` extra: pip install -e '.[chem]'")
 
@@ -352,10 +356,10 @@ def test_predict_molecules_ogb_model_gives_probabilities():
     from dgl_hod.own_data import predict_molecules
 
     table = pd.read_csv(_csv("ogbg/molbace/smiles_labels.csv")).head(24)
-    res = predict_molecules("hod-gnn-k1-molhiv", table, "smiles")
+    res = predict_molecules(MOLHIV, table, "smiles")
     assert res.columns.tolist() == ["row", "smiles", "HIV_active_probability"]
     g, _ = load_dataset("ogbg-molbace").batch(range(24))
-    logits = load_model("hod-gnn-k1-molhiv")(g, g.ndata["feat"], g.edata["feat"])[:, 0]
+    logits = load_model(MOLHIV)(g, g.ndata["feat"], g.edata["feat"])[:, 0]
     np.testing.assert_allclose(res["HIV_active_probability"], torch.sigmoid(logits).detach().numpy(), atol=1e-5)
     assert res["HIV_active_probability"].between(0, 1).all()
 
@@ -406,8 +410,8 @@ def test_finetune_on_user_molecules_then_predict_and_evaluate_the_run(tmp_path):
         name = register_molecules(csv, "smiles", ["active"], "binary", split="random", out_dir=run)
     try:
         assert name == "user-assay" and get_info(name).splits["train"] == 39
-        rec = train(None, name, out_dir=run, finetune="hod-gnn-k1-molhiv", epochs=1, progress=False, log=False)
-        assert rec["dataset"] == name and rec["finetuned_from"]["zoo_model"] == "hod-gnn-k1-molhiv"
+        rec = train(None, name, out_dir=run, finetune=MOLHIV, epochs=1, progress=False, log=False)
+        assert rec["dataset"] == name and rec["finetuned_from"]["zoo_model"] == MOLHIV
     finally:
         unregister_dataset(name)
     spec = json.loads((run / DATA_SPEC).read_text())
@@ -499,15 +503,15 @@ def test_cli_predict_ogb_and_zinc_models(tmp_path, capsys, clean_registry):
     csv = tmp_path / "mols.csv"
     _assay_csv(csv)
     out = tmp_path / "pred.csv"
-    assert _cli("predict", "hod-gnn-k1-molhiv", "--data", csv, "--smiles-column", "smiles", "--out", out,
+    assert _cli("predict", MOLHIV, "--data", csv, "--smiles-column", "smiles", "--out", out,
                 "--keep-columns", "id") == 0  # fmt: skip
     err = capsys.readouterr().err
-    assert "49 molecule(s) predicted by hod-gnn-k1-molhiv" in err and "skipped 1 invalid row(s) 4" in err
+    assert f"49 molecule(s) predicted by {MOLHIV}" in err and "skipped 1 invalid row(s) 4" in err
     pred = pd.read_csv(out)
     assert pred.columns.tolist() == ["row", "smiles", "id", "HIV_active_probability"]
     assert pred["row"].tolist() == [r for r in range(50) if r != 4] and pred["id"].iloc[4] == "mol5"
     with pytest.warns(UserWarning):
-        api = predict_molecules("hod-gnn-k1-molhiv", csv, "smiles")
+        api = predict_molecules(MOLHIV, csv, "smiles")
     np.testing.assert_allclose(pred["HIV_active_probability"], api["HIV_active_probability"], atol=1e-6)
     skipped = pd.read_csv(tmp_path / "pred.skipped.csv")
     assert skipped["row"].tolist() == [4] and "valence" in skipped["reason"].iloc[0].lower()
@@ -525,7 +529,7 @@ def test_cli_predict_bad_input_is_one_line_and_exit_2(tmp_path, capsys, clean_re
     csv = tmp_path / "mols.csv"
     pd.DataFrame({"SMILES": ["CCO", "C[Si](C)(C)C"]}).to_csv(csv, index=False)
     cases = [
-        (("predict", "hod-gnn-k1-molhiv", "--data", csv), r"no SMILES column 'smiles'.*Did you mean 'SMILES'"),
+        (("predict", MOLHIV, "--data", csv), r"no SMILES column 'smiles'.*Did you mean 'SMILES'"),
         (("predict", "gine-zinc", "--data", csv, "--smiles-column", "SMILES"), r"outside the ZINC vocabulary.*'Si'"),
         (("predict", "gine-zinc", "--data", tmp_path / "nope.csv"), r"nope\.csv does not exist"),
         (("predict", "gine-zinc"), r"give the molecules: dgl-hod predict MODEL --data"),
@@ -555,7 +559,7 @@ def test_cli_finetune_eval_predict_on_a_user_csv_ogb_model(tmp_path, capsys, cle
     csv = tmp_path / "assay.csv"
     _assay_csv(csv)
     run = tmp_path / "runs" / "assay-ft"
-    assert _cli("finetune", "hod-gnn-k1-molhiv", "--data", csv, "--smiles-column", "smiles", "--label-columns",
+    assert _cli("finetune", MOLHIV, "--data", csv, "--smiles-column", "smiles", "--label-columns",
                 "active", "--out", run, "--epochs", "1", "--no-progress", "--json") == 0  # fmt: skip
     record = json.loads((run / "record.json").read_text())
     spec = json.loads((run / "data.json").read_text())
@@ -572,7 +576,7 @@ def test_cli_finetune_eval_predict_on_a_user_csv_ogb_model(tmp_path, capsys, cle
     assert pd.read_csv(tmp_path / "p.csv").columns.tolist() == ["row", "smiles", "active_probability"]
     # resuming with another table is refused
     csv.write_text(csv.read_text().replace("mol1,", "molX,"))
-    assert _cli("finetune", "hod-gnn-k1-molhiv", "--data", csv, "--label-columns", "active", "--out", run,
+    assert _cli("finetune", MOLHIV, "--data", csv, "--label-columns", "active", "--out", run,
                 "--epochs", "2", "--resume", "--no-progress") == 2  # fmt: skip
     assert "changed since the run" in capsys.readouterr().err
 
@@ -604,14 +608,14 @@ def test_cli_data_errors(tmp_path, capsys, clean_registry):
     pd.DataFrame({"smiles": ["CCO", "CCN", "CCC"], "y": [0, 2, 1]}).to_csv(bad, index=False)
     ok = tmp_path / "ok.csv"
     pd.DataFrame({"smiles": ["CCO", "CCN", "CCC"], "y": [0, 1, 1]}).to_csv(ok, index=False)
-    ft = f"finetune hod-gnn-k1-molhiv --out {tmp_path}/r --epochs 1"
+    ft = f"finetune {MOLHIV} --out {tmp_path}/r --epochs 1"
     cases = [
         (f"{ft} --data {bad} --label-columns y", r"labels 0, 1 or empty.*row 1 column 'y' = 2"),
         (f"{ft} --data {ok}", r"--data needs --label-columns"),
         (f"{ft} --data {ok} --dataset ogbg-molbace --label-columns y", r"--dataset NAME or --data CSV, not both"),
         (ft, r"give --dataset NAME or --data"),
         (f"{ft} --data {ok} --label-columns yy", r"no label column 'yy'.*Did you mean 'y'"),
-        (f"{ft} --data {ok} --label-columns y --featurizer zinc", r"hod-gnn-k1-molhiv reads the ogb featurisation"),
+        (f"{ft} --data {ok} --label-columns y --featurizer zinc", rf"{MOLHIV} reads the ogb featurisation"),
         (f"eval gine-zinc --data {ok} --label-columns y --task binary", r"predicts 1 regression.*1 binary_class"),
         (f"eval gine-zinc --data {ok}", r"eval --data needs --label-columns"),
     ]
