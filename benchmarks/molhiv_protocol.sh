@@ -8,7 +8,7 @@
 # lr 1e-4, weight decay 1e-5, 5 warm-up epochs, mean pooling, 2 message-passing layers, dropout 0). The base MPNN and
 # the derivative encoder are the ZINC model's (depth 4, width 32, joint encoder of D1..D2, output derivatives); the
 # downstream width stays 64: HyMN's 300 costs 1.7x per step here (measured on 1,280 molhiv graphs) for a 100-epoch
-# run that already takes ~4 h on one core.
+# run that already takes ~6 h on one core.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
