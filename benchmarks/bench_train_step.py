@@ -16,8 +16,7 @@ steps after one warm-up step.
 ``hod-gnn-k1-zinc`` and ``hod-gnn-k2-zinc`` (written out below; the zoo has since retrained them), and the HOD-GNN
 configs of ``benchmarks/zoo_protocol.sh`` (what the zoo trains now) in one process (1 thread), interleaved round by
 round so that load from other jobs hits them alike; the ratio is the median over rounds of (model step / GINE step in
-the same round).  It rewrites only its own section of train_step.md and the
-``ratios`` key of train_step.json.
+the same round).  It rewrites only its own section of train_step.md and the ``ratios`` key of train_step.json.
 
 ``--ratios --rev REV`` measures the same before and after: child processes alternate between a ``git worktree`` of
 ``REV`` and the working tree (``--rev-rounds`` each), every child timing every model as above; it reports each
