@@ -292,11 +292,19 @@ def cmd_package(args: argparse.Namespace) -> int:
     described = {old: zoo.describe(old) for old in supersedes}
     old_files = {old: zoo.entry_files(zoo.model_info(old)) for old in supersedes}
     entry = zoo_registry.package_run(
-        args.run_dirs, args.name, zoo=zoo, notes=args.notes, replace=args.replace, supersedes=supersedes
+        args.run_dirs,
+        args.name,
+        zoo=zoo,
+        notes=args.notes,
+        replace=args.replace,
+        supersedes=supersedes,
+        ship=args.ship,
     )
+    test = entry.metrics["test"]
+    shipped = f", seed {test['weights_seed']}'s weights shipped" if test["num_seeds"] > 1 else ""
     print(
         f"packaged {' '.join(args.run_dirs)} as {entry.name}: {entry.weights} sha256 {entry.sha256[:12]}..., "
-        f"val {entry.metrics['val']['mean']}, test {entry.metrics['test']['mean']}"
+        f"val {entry.metrics['val']['mean']}, test {test['mean']}{shipped}"
     )
     for old in supersedes:
         print(f"removed {described[old]}")
@@ -438,7 +446,14 @@ def build_parser() -> argparse.ArgumentParser:
         "run_dirs",
         nargs="+",
         metavar="RUN_DIR",
-        help="a finished run, or several seeds of one recipe (the first one's weights are shipped)",
+        help="a finished run, or several seeds of one recipe (one seed's weights are shipped: see --ship)",
+    )
+    s.add_argument(
+        "--ship",
+        choices=zoo_registry.SHIP_RULES,
+        default="best-val",
+        help="which seed's weights are shipped: the best validation metric (default; first on ties), or the first "
+        "RUN_DIR given",
     )
     s.add_argument("--name", required=True, help="hod-gnn-k{K}[-m{M}][-d{T}]-{dataset} or {arch}-{dataset}")
     s.add_argument("--replace", action="store_true", help="replace an existing entry of that name (and its weights)")

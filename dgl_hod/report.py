@@ -163,11 +163,23 @@ class ModelHistory:
         return str(self.entry.metrics.get("test", {}).get("metric", ""))
 
     @property
+    def shipped_seed(self) -> int | None:
+        """The seed whose weights the entry ships (``None`` when the entry does not record it)."""
+        seed = self.entry.metrics.get("test", {}).get("weights_seed")
+        return None if seed is None else int(seed)
+
+    def shipped_run(self) -> dict[str, Any] | None:
+        """The history's run of the shipped seed (its first run when the entry does not name one)."""
+        runs = self.history["runs"] if self.history else []
+        return next((r for r in runs if r["seed"] == self.shipped_seed), runs[0] if runs else None)
+
+    @property
     def peak_rss_mib(self) -> float | None:
         """Peak resident memory of the shipped seed's run: the recipe's, else the largest in its history."""
         peak = self.entry.recipe.get("peak_rss_mib")
-        if peak is None and self.history:
-            values = [r["peak_rss_mib"] for r in self.history["runs"][0]["epochs"] if r.get("peak_rss_mib")]
+        run = self.shipped_run()
+        if peak is None and run is not None:
+            values = [r["peak_rss_mib"] for r in run["epochs"] if r.get("peak_rss_mib")]
             peak = max(values) if values else None
         return None if peak is None else float(peak)
 
@@ -280,9 +292,10 @@ def plot_curves(models: Sequence[ModelHistory], dataset: str, path: str | os.Pat
         for i, m in enumerate(drawn):
             color = _color(i)
             assert m.history is not None
-            for j, run in enumerate(m.history["runs"]):
+            shipped = m.shipped_run()
+            for run in m.history["runs"]:
                 rows = run["epochs"]
-                strong = j == 0
+                strong = run is shipped  # the shipped seed bold, with its best epoch marked
                 for split, style in _SPLIT_STYLE.items():
                     ys = [math.nan if r[split] is None else r[split] for r in rows]
                     ys_all += ys
@@ -481,7 +494,7 @@ def curve_trend(values: Sequence[float | None], higher_is_better: bool = False) 
 
 
 def _trend_cell(m: ModelHistory | None) -> str:
-    """The goal table's "still falling" cell: the verdict over seeds, then the first seed's numbers."""
+    """The goal table's "still falling" cell: the verdict over seeds, then the shipped seed's numbers."""
     if m is None:
         return "—"
     if m.problem:
@@ -498,7 +511,7 @@ def _trend_cell(m: ModelHistory | None) -> str:
     verdict = "yes" if count == len(known) else "no" if count == 0 else "partly"
     if len(known) > 1:
         verdict += f" ({count}/{len(known)} seeds)"
-    seed, t = known[0]
+    seed, t = next(((s, t) for s, t in known if s == m.shipped_seed), known[0])
     slope = f"{100 * t.slope_per_10:+.1f}".replace("-", "−")
     return f"{verdict}; seed {seed}: best val at {t.best_epoch}/{t.epochs}, last {t.tail} epochs {slope} %/10 ep"
 

@@ -935,7 +935,7 @@ def _verified_run(run: Path, tolerance: float, require_full_train: bool) -> tupl
     return record, config, model, measured
 
 
-def _train_command(record: Mapping[str, Any], name: str, seeds: list[int]) -> str:
+def _train_command(record: Mapping[str, Any], name: str, seeds: list[int], shipped_seed: int | None = None) -> str:
     """The ``python -m dgl_hod.train`` command that reproduces a run (every setting that differs from the default)."""
     import json
 
@@ -976,7 +976,22 @@ def _train_command(record: Mapping[str, Any], name: str, seeds: list[int]) -> st
             cmd += f" {flag} {value}"
     if len(seeds) == 1:
         return cmd + f" --out runs/{name}"
-    return cmd + f" --out runs/{name}-sSEED  # SEED in {seeds}; the first seed's weights are shipped"
+    shipped_seed = seeds[0] if shipped_seed is None else shipped_seed
+    return cmd + f" --out runs/{name}-sSEED  # SEED in {seeds}; seed {shipped_seed}'s weights are shipped"
+
+
+#: how ``package_run`` picks the seed whose weights are shipped
+SHIP_RULES = ("best-val", "first")
+
+
+def _shipped_index(measured: Sequence[Mapping[str, float]], metric: str, ship: str) -> int:
+    """Index of the shipped run: the best recomputed validation value (first on ties), or the first run."""
+    from .datasets.evaluate import HIGHER_IS_BETTER
+
+    if ship == "first":
+        return 0
+    sign = -1.0 if HIGHER_IS_BETTER.get(metric, False) else 1.0
+    return min(range(len(measured)), key=lambda i: (sign * float(measured[i]["val"]), i))
 
 
 def _num(value: Any) -> float | None:
@@ -1154,11 +1169,14 @@ def package_run(
     require_full_train: bool = True,
     replace: bool = False,
     supersedes: Sequence[str] = (),
+    ship: str = "best-val",
 ) -> ZooEntry:
     """Turn finished training runs (``record.json`` + ``best.safetensors`` of :mod:`dgl_hod.train`) into a zoo entry.
 
-    ``run_dir`` is one run or several runs of the same recipe with different seeds.  The first run's weights are
-    shipped: loaded strictly into a freshly built model and written to ``models/NAME.safetensors`` (float32).
+    ``run_dir`` is one run or several runs of the same recipe with different seeds.  One run's weights are shipped:
+    with ``ship="best-val"`` (the default) the seed with the best recomputed validation metric (the first on ties;
+    a choice made on validation only, like the best epoch), with ``ship="first"`` the first run given. They are
+    loaded strictly into a freshly built model and written to ``models/NAME.safetensors`` (float32).
     Every run's val/test metrics are recomputed from its weights file (packaging refuses if one differs from its
     record by more than ``tolerance``); the entry's ``mean``/``std`` are over all seeds, and ``weights_value`` is
     the shipped file's own value (what ``dgl-hod eval`` reproduces).  Nothing in the entry is typed by hand.
@@ -1182,20 +1200,22 @@ def package_run(
     runs = [Path(run_dir)] if isinstance(run_dir, (str, os.PathLike)) else [Path(r) for r in run_dir]
     if not runs:
         raise ValueError("give at least one run directory")
+    if ship not in SHIP_RULES:
+        raise ValueError(f"ship={ship!r}: choose one of {', '.join(SHIP_RULES)}")
     verified = [_verified_run(r, tolerance, require_full_train) for r in runs]
-    record, config, model, _ = verified[0]
-    check_name(name, record["arch"], config)
+    first = verified[0][0]
     for run, (rec_i, _, _, _) in zip(runs[1:], verified[1:]):
-        differ = [k for k in _SAME_ACROSS_SEEDS if rec_i.get(k) != record.get(k)]
-        differ += ["data.fold"] if rec_i["data"]["fold"] != record["data"]["fold"] else []
-        differ += [
-            f"recipe.{k}" for k in _SAME_RECIPE_ACROSS_SEEDS if rec_i["recipe"].get(k) != record["recipe"].get(k)
-        ]
+        differ = [k for k in _SAME_ACROSS_SEEDS if rec_i.get(k) != first.get(k)]
+        differ += ["data.fold"] if rec_i["data"]["fold"] != first["data"]["fold"] else []
+        differ += [f"recipe.{k}" for k in _SAME_RECIPE_ACROSS_SEEDS if rec_i["recipe"].get(k) != first["recipe"].get(k)]
         if differ:
             raise ValueError(f"{run} is not a seed of {runs[0]}: {', '.join(differ)} differ")
     seeds = [rec_i["recipe"].get("seed", 0) for rec_i, *_ in verified]
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"runs {', '.join(map(str, runs))} repeat a seed: {seeds}")
+    shipped = _shipped_index([m for *_, m in verified], first["metrics"]["metric"], ship)
+    record, config, model, _ = verified[shipped]
+    check_name(name, record["arch"], config)
     metric = record["metrics"]["metric"]
     origin = record.get("finetuned_from")
     fold = record["data"]["fold"]
@@ -1211,16 +1231,16 @@ def package_run(
         best_epoch=record["metrics"]["best_epoch"],
         finished=record.get("finished"),
         seeds=seeds,
-        command=_train_command(record, name, seeds),
+        command=_train_command(record, name, seeds, seeds[shipped]),
     )
     if fold is not None:  # csl, mutag, proteins: the metrics are those of this fold; `dgl-hod eval` uses it
         recipe["fold"] = fold
     if origin:
         recipe["finetuned_from"] = origin
-    recipe.update(run_data_recipe(runs[0], recipe["command"]))  # user molecules: the table's spec, --data command
+    recipe.update(run_data_recipe(runs[shipped], recipe["command"]))  # user molecules: the table's spec, --data command
     if len(verified) > 1:
         recipe["epochs_run_per_seed"] = [rec_i["recipe"]["epochs_run"] for rec_i, *_ in verified]
-    peak = verified[0][0]["timing"].get("peak_rss_mib")
+    peak = record["timing"].get("peak_rss_mib")
     if peak is not None:  # the trainer's peak resident memory of the shipped seed (MiB), where it records one
         recipe["peak_rss_mib"] = round(float(peak), 1)
     metrics = {}
@@ -1233,8 +1253,8 @@ def package_run(
             "num_seeds": len(values),
             "seeds": seeds,
             "per_seed": [round(v, 6) for v in values],
-            "weights_seed": seeds[0],
-            "weights_value": round(values[0], 6),
+            "weights_seed": seeds[shipped],
+            "weights_value": round(values[shipped], 6),
             "split": record["data"]["val_split"] if split == "val" else "test",
         }
         if fold is not None:

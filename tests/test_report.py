@@ -314,3 +314,31 @@ def test_goal_rows_status(tiny, tmp_path):
     page = write_report(zoo, tmp_path / "docs" / "results.md").page.read_text()
     table = page.split("## Goals (issue 14, ZINC-12k test MAE)")[1].split("## Training curves")[0]
     assert table.count("\n| `") == len(GOALS) and "| `ds-gnn-zinc` | ≤ 0.133 | 0.116 |" in table
+
+
+def test_the_shipped_seed_is_the_one_described(tiny):
+    """The goal table's trend cell and the memory fallback read the shipped seed's run (`weights_seed`), which
+    `dgl-hod package` picks by validation: not necessarily the first run."""
+    from dgl_hod.report import ModelHistory, _trend_cell
+
+    _, zoo = tiny
+    entry = zoo.model_info(NAME)
+    val = entry.metrics["val"]
+    assert entry.metrics["test"]["weights_seed"] == min(val["seeds"], key=lambda s: val["per_seed"][s])
+
+    def run(seed, vals, peak):
+        rows = [
+            {"epoch": i + 1, "val": v, "test": v, "wall_s": float(i), "peak_rss_mib": peak} for i, v in enumerate(vals)
+        ]
+        return {"seed": seed, "best_epoch": 1 + vals.index(min(vals)), "epochs": rows}
+
+    falling = [1.0 - 0.01 * i for i in range(20)]  # best at the last epoch, negative slope
+    flat = [0.5] + [1.0] * 19  # best at epoch 1
+    history = {"higher_is_better": False, "runs": [run(0, flat, 100.0), run(1, falling, 200.0)]}
+    cases = ((1, "partly (1/2 seeds); seed 1: best val at 20/20", 200.0), (0, "seed 0: best val at 1/20", 100.0))
+    for shipped, cell, peak in cases:
+        metrics = {s: {**entry.metrics[s], "weights_seed": shipped} for s in ("val", "test")}
+        recipe = {k: v for k, v in entry.recipe.items() if k != "peak_rss_mib"}
+        m = ModelHistory(dataclasses.replace(entry, metrics=metrics, recipe=recipe), history)
+        assert m.shipped_run() is history["runs"][shipped] and m.peak_rss_mib == peak
+        assert cell in _trend_cell(m)

@@ -206,18 +206,29 @@ def test_package_run_and_cli_eval(tmp_path, monkeypatch, capsys):
     assert cli.main(["info", "nope"]) == 2
     assert "unknown model 'nope'" in capsys.readouterr().err
 
-    # several seeds of one recipe: mean ± std over seeds, the first seed's weights shipped and reproduced by eval
+    # several seeds of one recipe: mean ± std over seeds, the best-validation seed's weights shipped and reproduced
+    # by eval; --ship first ships the first run given
     kw = dict(epochs=1, max_train_graphs=64, progress=False, log=False)
     train("gine", "zinc12k", {"hidden_dim": 8, "num_layers": 2}, tmp_path / "run-s1", seed=1, **kw)
     train("gine", "zinc12k", {"hidden_dim": 16, "num_layers": 2}, tmp_path / "other", **kw)
     two = package_run([run, tmp_path / "run-s1"], "gine-tiny2-zinc", zoo, require_full_train=False)
-    m = two.metrics["test"]
-    assert m["num_seeds"] == 2 and m["seeds"] == [0, 1] and m["weights_seed"] == 0
-    assert m["weights_value"] == entry.metrics["test"]["mean"]
+    m, val = two.metrics["test"], two.metrics["val"]
+    assert m["num_seeds"] == 2 and m["seeds"] == [0, 1] and val["per_seed"][0] != val["per_seed"][1]
+    best = min(range(2), key=val["per_seed"].__getitem__)  # MAE: lower is better
+    assert m["weights_seed"] == val["weights_seed"] == best
+    assert m["weights_value"] == m["per_seed"][best] and val["weights_value"] == val["per_seed"][best]
+    assert m["per_seed"][0] == entry.metrics["test"]["mean"]
     assert m["mean"] == pytest.approx(sum(m["per_seed"]) / 2, abs=1e-6) and m["std"] > 0
-    assert "SEED in [0, 1]" in two.recipe["command"]
+    assert f"SEED in [0, 1]; seed {best}'s weights are shipped" in two.recipe["command"]
+    assert two.recipe["seed"] == best
     assert cli.main(["eval", "gine-tiny2-zinc", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["abs_diff"] < 1e-4
+    other = 1 - best
+    runs = [run, tmp_path / "run-s1"]
+    first = package_run(runs[::-1] if other else runs, "gine-tiny3-zinc", zoo, require_full_train=False, ship="first")
+    assert first.metrics["test"]["weights_seed"] == other and first.recipe["seed"] == other
+    with pytest.raises(ValueError, match="ship='last': choose one of best-val, first"):
+        package_run(runs, "gine-tiny4-zinc", zoo, require_full_train=False, ship="last")
     with pytest.raises(ValueError, match="repeat a seed"):
         package_run([run, run], "gine-bad-zinc", zoo, require_full_train=False)
     with pytest.raises(ValueError, match="is not a seed of .* config differ"):
@@ -288,3 +299,13 @@ def test_finetune_body_lr_scale_and_freeze(tiny_zoo, tmp_path, monkeypatch):
         train("gine", "zinc12k", TINY, tmp_path / "x", epochs=1, body_lr_scale=0.1)
     with pytest.raises(ValueError, match=r"body_lr_scale.* must be in \(0, 1\]"):
         train(None, "zinc12k", None, tmp_path / "y", epochs=1, finetune="tiny-zinc", body_lr_scale=0.0)
+
+
+def test_shipped_index_follows_the_metric_direction():
+    """The shipped seed is the best validation value: lowest MAE, highest ROC-AUC; the first on ties."""
+    from dgl_hod.zoo import _shipped_index
+
+    runs = [{"val": 0.3, "test": 0.1}, {"val": 0.2, "test": 0.9}, {"val": 0.2, "test": 0.0}, {"val": 0.5}]
+    assert _shipped_index(runs, "mae", "best-val") == 1
+    assert _shipped_index(runs, "rocauc", "best-val") == 3
+    assert _shipped_index(runs, "mae", "first") == 0
