@@ -3,7 +3,9 @@
 Every variant gets the same schedule on the target dataset, a fixed number of epochs (``--epochs``, the issue-14 way:
 exact to resume and to compare) or the same wall-clock budget per run (``--budget``); pretraining time is not counted
 (it is paid once, by the zoo). The same seeds for every variant; the metric is the target's test metric at the best
-validation epoch, reported as mean ± std over seeds.  Variants:
+validation epoch, reported as mean ± std over seeds, and paired with ``scratch`` seed by seed
+(:func:`paired_difference`: the differences' mean ± std, how many seeds beat their scratch run, and a verdict:
+"helps", "hurts" or "no consistent effect").  Variants:
 
 * ``scratch``: ``python -m dgl_hod.train ARCH --config <the zoo entry's config>`` (random init);
 * ``finetune``: ``--finetune NAME`` (new head, whole body trained at ``lr * body_lr_scale``);
@@ -136,8 +138,6 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/finetune_transfer.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "rows": rows,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.tag}.json").write_text(json.dumps(result, indent=2))
     lines = [
         f"Transfer {args.pretrained} ({entry.dataset}) -> {args.dataset}: test {metric} at the best validation "
         f"epoch, mean ± std over seeds {args.seeds}, "
@@ -153,10 +153,68 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['test_mean']:.4f} ± {r['test_std']:.4f} | {r['epochs_mean']:.1f} | "
             f"{r['s_per_epoch_mean']:.1f} |"
         )
+    higher = higher_is_better(metric)
+    if "scratch" in runs and len(runs) > 1:
+        result["paired"] = paired = {
+            v: paired_difference(runs["scratch"], rs, higher) for v, rs in runs.items() if v != "scratch"
+        }
+        lines += [
+            "",
+            f"Paired with `scratch` of the same seed (Δ = variant − scratch, {'higher' if higher else 'lower'} "
+            'is better; "better" counts seeds that beat their scratch run):',
+            "",
+            f"| variant | Δ val {metric} | Δ test {metric} | seeds better (val / test) | verdict |",
+            "|---|---|---|---|---|",
+        ]
+        for v, d in paired.items():
+            n = d["seeds"]
+            lines.append(
+                f"| {v} | {d['val_mean']:+.4f} ± {d['val_std']:.4f} | {d['test_mean']:+.4f} ± {d['test_std']:.4f} | "
+                f"{d['val_better']}/{n} / {d['test_better']}/{n} | {d['verdict']} |"
+            )
+        lines += ["", "Does pretraining help? " + " ".join(f"`{v}`: {d['verdict']}." for v, d in paired.items())]
     lines += ["", f"Command: `{result['command']}`", ""]
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{args.tag}.json").write_text(json.dumps(result, indent=2))
     (RESULTS / f"{args.tag}.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0
+
+
+def paired_difference(scratch: list[dict], variant: list[dict], higher_is_better: bool) -> dict:
+    """Seed-by-seed differences ``variant - scratch`` on val and test, and a plain verdict.
+
+    The verdict is "helps" when every seed beats its scratch run on validation **and** test, "hurts" when every
+    seed loses on both, and "no consistent effect" otherwise. With 3 seeds "helps" is the strongest statement the
+    runs can make (a sign test's one-sided p = 1/8 per split), so the table also gives the differences' mean ± std.
+    """
+    by_seed = {r["seed"]: r for r in scratch}
+    pairs = [(r, by_seed[r["seed"]]) for r in variant if r["seed"] in by_seed]
+    if not pairs:
+        raise ValueError("no seed was run both from scratch and with this variant; nothing to pair")
+    sign = 1.0 if higher_is_better else -1.0
+    out: dict = {"seeds": len(pairs), "seed_list": [r["seed"] for r, _ in pairs]}
+    for split in ("val", "test"):
+        diffs = [r[split] - s[split] for r, s in pairs]
+        out[f"{split}_diffs"] = diffs
+        out[f"{split}_mean"] = statistics.mean(diffs)
+        out[f"{split}_std"] = statistics.pstdev(diffs)
+        out[f"{split}_better"] = sum(sign * d > 0 for d in diffs)
+        out[f"{split}_worse"] = sum(sign * d < 0 for d in diffs)
+    n = len(pairs)
+    if out["val_better"] == n and out["test_better"] == n:
+        out["verdict"] = "helps"
+    elif out["val_worse"] == n and out["test_worse"] == n:
+        out["verdict"] = "hurts"
+    else:
+        out["verdict"] = "no consistent effect"
+    return out
+
+
+def higher_is_better(metric: str) -> bool:
+    from dgl_hod.datasets.evaluate import HIGHER_IS_BETTER
+
+    return HIGHER_IS_BETTER[metric]
 
 
 def entry_metric(dataset: str) -> str:

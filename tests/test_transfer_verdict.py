@@ -1,0 +1,75 @@
+"""benchmarks/finetune_transfer.py's paired verdict: seed-by-seed differences against scratch, hand-computed."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from finetune_transfer import paired_difference  # noqa: E402
+
+
+def runs(pairs):
+    return [{"seed": s, "val": v, "test": t} for s, (v, t) in enumerate(pairs)]
+
+
+def test_every_seed_better_on_both_splits_helps():
+    scratch = runs([(0.70, 0.75), (0.72, 0.74), (0.71, 0.80)])
+    tuned = runs([(0.73, 0.78), (0.74, 0.75), (0.72, 0.82)])
+    d = paired_difference(scratch, tuned, higher_is_better=True)
+    assert d["verdict"] == "helps" and d["val_better"] == d["test_better"] == 3
+    assert d["test_diffs"] == pytest.approx([0.03, 0.01, 0.02])
+    assert d["test_mean"] == pytest.approx(0.02) and d["test_std"] == pytest.approx((2 / 3) ** 0.5 * 0.01)
+
+
+def test_direction_and_mixed_results():
+    scratch = runs([(0.30, 0.30), (0.20, 0.20)])
+    better_mae = runs([(0.25, 0.28), (0.15, 0.19)])  # lower MAE on both splits, both seeds
+    assert paired_difference(scratch, better_mae, higher_is_better=False)["verdict"] == "helps"
+    assert paired_difference(scratch, better_mae, higher_is_better=True)["verdict"] == "hurts"
+    mixed = runs([(0.25, 0.35), (0.15, 0.10)])  # better on val, test split 1/1
+    d = paired_difference(scratch, mixed, higher_is_better=False)
+    assert d["verdict"] == "no consistent effect" and (d["val_better"], d["test_better"]) == (2, 1)
+    tie = runs([(0.30, 0.30), (0.15, 0.10)])  # a tie is not "better"
+    assert paired_difference(scratch, tie, higher_is_better=False)["verdict"] == "no consistent effect"
+
+
+def test_only_common_seeds_are_paired():
+    scratch = runs([(0.7, 0.7)])
+    tuned = [{"seed": 5, "val": 0.8, "test": 0.8}]
+    with pytest.raises(ValueError, match="no seed was run both"):
+        paired_difference(scratch, tuned, higher_is_better=True)
+    tuned.append({"seed": 0, "val": 0.8, "test": 0.8})
+    assert paired_difference(scratch, tuned, higher_is_better=True)["seed_list"] == [0]
+
+
+def test_the_results_page_states_the_verdict(tmp_path, monkeypatch):
+    """The sweep's page, from finished runs' records (no training): the summary table, the paired table, the verdict."""
+    import json
+
+    import finetune_transfer
+
+    from dgl_hod.zoo import default_zoo
+
+    pretrained = default_zoo().list_models("*-molhiv", pretrained=True)[0]
+    out = tmp_path / "runs"
+    for variant, base in (("scratch", 0.70), ("finetune", 0.75), ("finetune-frozen-base", 0.69)):
+        for seed in (0, 1):
+            run = out / f"{pretrained}-to-ogbg-molbace" / f"{variant}-s{seed}"
+            run.mkdir(parents=True)
+            value = base + 0.01 * seed + (0.03 if variant == "finetune-frozen-base" and seed else 0.0)
+            record = {
+                "metrics": {"best_val": value, "test_at_best_val": value + 0.05},
+                "recipe": {"epochs_run": 3},
+                "timing": {"time_per_epoch_s_mean": 1.0, "wall_time_s": 3.0, "machine": "test"},
+            }
+            (run / "record.json").write_text(json.dumps(record))
+    monkeypatch.setattr(finetune_transfer, "RESULTS", tmp_path / "results")
+    argv = ["--pretrained", pretrained, "--dataset", "ogbg-molbace", "--epochs", "3", "--seeds", "0", "1"]
+    assert finetune_transfer.main([*argv, "--out", str(out), "--tag", "t"]) == 0
+    page = (tmp_path / "results" / "t.md").read_text()
+    assert "| finetune | +0.0500 ± 0.0000 | +0.0500 ± 0.0000 | 2/2 / 2/2 | helps |" in page
+    assert "| finetune-frozen-base | +0.0050 ± 0.0150 | +0.0050 ± 0.0150 | 1/2 / 1/2 |" in page
+    assert "`finetune`: helps. `finetune-frozen-base`: no consistent effect." in page
+    assert json.loads((tmp_path / "results" / "t.json").read_text())["paired"]["finetune"]["verdict"] == "helps"
