@@ -1,0 +1,198 @@
+"""Validation spikes: keep the checkpoints of spiking epochs while a run trains, then ask whether BatchNorm did it.
+
+A smooth training loss with a validation metric that jumps for one epoch (docs/training.md, "Validation spikes")
+points at what differs between training and evaluation: BatchNorm's running statistics, an exponential average
+(momentum 0.1) over the last batches, which lags behind weights that move fast at a high learning rate. This tool
+tests that hypothesis on the spiking epochs themselves, without touching the trainer:
+
+* ``watch RUN_DIR``: polls the run's ``checkpoint.safetensors`` (the trainer rewrites it atomically after every
+  epoch) and copies the checkpoint of every spiking epoch, plus the first normal epoch after it as a control, to
+  ``runs/spikes/<run>/epoch-NNNN.safetensors``. An epoch spikes when its validation error is more than ``--ratio``
+  times the best error before it (error = the metric, or 1 - metric when higher is better). It stops when the run
+  writes ``record.json``.
+* ``probe CKPT [CKPT ...]``: rebuilds each checkpoint's model and evaluates the validation split three ways:
+  with the checkpoint's running statistics (what the trainer saw), with **precise** statistics (recomputed as a
+  plain average over ``--train-graphs`` training graphs in training batches, the weights unchanged), and with each
+  evaluation batch's own statistics. If the precise statistics bring a spiking epoch back near the run's best so
+  far, the running statistics caused the spike, not the weights.
+
+    nohup python benchmarks/spike_probe.py watch runs/hod-gnn-k2-zinc > runs/logs/spikes-k2.log 2>&1 &
+    python benchmarks/spike_probe.py probe runs/spikes/hod-gnn-k2-zinc/*.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dgl_hod.checkpoint import CHECKPOINT, load_checkpoint  # noqa: E402
+from dgl_hod.datasets.evaluate import HIGHER_IS_BETTER  # noqa: E402
+
+
+def checkpoint_history(path: Path) -> tuple[str, list[dict]]:
+    """``(dataset, per-epoch history)`` from a checkpoint's metadata alone (no tensor is read)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads((f.metadata() or {})["json"])
+    return meta["run_args"]["dataset"], meta["state"]["history"]
+
+
+def error(value: float, higher_is_better: bool) -> float:
+    return 1.0 - value if higher_is_better else value
+
+
+def spike_ratio(history: list[dict], higher_is_better: bool) -> float | None:
+    """The last epoch's validation error over the best error before it (``None`` for the first epoch)."""
+    if len(history) < 2:
+        return None
+    best = min(error(h["val"], higher_is_better) for h in history[:-1])
+    last = error(history[-1]["val"], higher_is_better)
+    return last / best if best > 0 else float("inf")
+
+
+def keep_if_spiking(ckpt: Path, dest: Path, ratio: float, seen: int, after_spike: bool) -> tuple[int, bool]:
+    """One look at a run's checkpoint: copy it to ``dest/epoch-NNNN.safetensors`` when its last epoch spikes, or is
+    the first normal epoch after a spike (a control). Takes and returns ``(last epoch seen, last epoch spiked)``."""
+    tmp = dest / ".copy.tmp"
+    shutil.copyfile(ckpt, tmp)  # a copy first: the trainer may replace the file while it is read
+    try:
+        dataset, history = checkpoint_history(tmp)
+        epoch = history[-1]["epoch"] if history else 0
+        if epoch == seen:
+            return seen, after_spike
+        r = spike_ratio(history, HIGHER_IS_BETTER[_metric(dataset)])
+        spiking = r is not None and r > ratio
+        if spiking or after_spike:
+            tmp.replace(dest / f"epoch-{epoch:04d}.safetensors")
+            kind = "spike" if spiking else "control (the first normal epoch after a spike)"
+            print(f"epoch {epoch}: val {history[-1]['val']:.4f}, {r:.2f}x the best before: kept, {kind}", flush=True)
+        return epoch, spiking
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def watch(run_dir: Path, dest: Path, ratio: float, interval: float) -> int:
+    """Copy spiking epochs' checkpoints (and the first normal epoch after each) until the run finishes."""
+    ckpt, seen, after_spike, mtime = run_dir / CHECKPOINT, -1, False, None
+    dest.mkdir(parents=True, exist_ok=True)
+    print(f"watching {ckpt} (spike: val error > {ratio} x the best before it); copies go to {dest}", flush=True)
+    while not (run_dir / "record.json").exists():
+        if ckpt.exists() and ckpt.stat().st_mtime_ns != mtime:
+            mtime = ckpt.stat().st_mtime_ns
+            seen, after_spike = keep_if_spiking(ckpt, dest, ratio, seen, after_spike)
+        time.sleep(interval)
+    print(f"{run_dir} finished; stopped watching", flush=True)
+    return 0
+
+
+def _metric(dataset: str) -> str:
+    from dgl_hod.datasets import get_info
+
+    return get_info(dataset).metric
+
+
+def _batchnorms(model):
+    import torch
+
+    return [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
+
+def precise_statistics(model, train_ds, graphs: int, batch_size: int, seed: int = 0):
+    """A copy of ``model`` whose BatchNorm statistics are the plain average over ``graphs`` random training graphs,
+    in batches of ``batch_size`` (as the trainer batches them); the weights are unchanged."""
+    import numpy as np
+    import torch
+
+    model = copy.deepcopy(model)
+    for bn in _batchnorms(model):
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average over every batch seen
+    order = np.random.default_rng(seed).permutation(len(train_ds))[:graphs]
+    model.train()
+    with torch.no_grad():
+        for s in range(0, len(order), batch_size):
+            g, _ = train_ds.batch(order[s : s + batch_size])
+            model(g, g.ndata["feat"], g.edata["feat"] if "feat" in g.edata else None)
+    return model.eval()
+
+
+def batch_statistics(model):
+    """A copy of ``model`` whose BatchNorm layers normalise every batch with that batch's own statistics."""
+    model = copy.deepcopy(model)
+    for bn in _batchnorms(model):
+        bn.track_running_stats, bn.running_mean, bn.running_var, bn.num_batches_tracked = False, None, None, None
+    return model.eval()
+
+
+def probe(path: Path, graphs: int) -> dict:
+    """Validation metric of one checkpoint with running, precise and per-batch BatchNorm statistics."""
+    from dgl_hod.archs.registry import create_model
+    from dgl_hod.datasets import load_dataset
+    from dgl_hod.evaluation import evaluate
+
+    ckpt = load_checkpoint(path)
+    args, history = ckpt["run_args"], ckpt["state"].history
+    model = create_model(args["arch"], **args["config"])
+    model.load_state_dict(ckpt["model"], strict=True)
+    model.eval()
+    dataset, higher = args["dataset"], HIGHER_IS_BETTER[_metric(args["dataset"])]
+    val_name = "val"
+    val = load_dataset(dataset, val_name)
+    metric = _metric(dataset)
+    best_before = min((error(h["val"], higher) for h in history[:-1]), default=None)
+    out = {
+        "checkpoint": str(path),
+        "epoch": history[-1]["epoch"],
+        "metric": metric,
+        "recorded": history[-1]["val"],
+        "best_before": None if best_before is None else (1 - best_before if higher else best_before),
+        "running": evaluate(model, val)[metric],
+        "precise": evaluate(precise_statistics(model, load_dataset(dataset, "train"), graphs, args["batch_size"]), val)[
+            metric
+        ],
+        "batch": evaluate(batch_statistics(model), val)[metric],
+        "batchnorm_layers": len(_batchnorms(model)),
+    }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    w = sub.add_parser("watch", help="keep the checkpoints of spiking epochs while RUN_DIR trains")
+    w.add_argument("run_dir", type=Path)
+    w.add_argument("--ratio", type=float, default=2.0, help="spike: val error above RATIO x the best before it")
+    w.add_argument("--interval", type=float, default=20.0, help="seconds between looks at the checkpoint")
+    w.add_argument("--dest", type=Path, default=None, help="default runs/spikes/<run name>")
+    q = sub.add_parser("probe", help="evaluate checkpoints with running, precise and per-batch BatchNorm statistics")
+    q.add_argument("checkpoints", type=Path, nargs="+")
+    q.add_argument("--train-graphs", type=int, default=2048, help="training graphs for the precise statistics")
+    args = p.parse_args(argv)
+    if args.cmd == "watch":
+        if not args.run_dir.is_dir():
+            p.error(f"{args.run_dir} is not a run folder (the trainer's --out)")
+        return watch(args.run_dir, args.dest or ROOT / "runs" / "spikes" / args.run_dir.name, args.ratio, args.interval)
+    print("| epoch | recorded val | best before | running stats | precise stats | batch stats |")
+    print("|---|---|---|---|---|---|")
+    for path in args.checkpoints:
+        r = probe(path, args.train_graphs)
+        best = "—" if r["best_before"] is None else f"{r['best_before']:.4f}"
+        print(
+            f"| {r['epoch']} | {r['recorded']:.4f} | {best} | {r['running']:.4f} | {r['precise']:.4f} | "
+            f"{r['batch']:.4f} |",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
