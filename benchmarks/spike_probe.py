@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from dgl_hod.checkpoint import CHECKPOINT, load_checkpoint  # noqa: E402
 from dgl_hod.datasets.evaluate import HIGHER_IS_BETTER  # noqa: E402
+from dgl_hod.utils import atomic_write_bytes  # noqa: E402
 
 
 def checkpoint_history(path: Path) -> tuple[str, list[dict]]:
@@ -176,22 +177,40 @@ def main(argv: list[str] | None = None) -> int:
     q = sub.add_parser("probe", help="evaluate checkpoints with running, precise and per-batch BatchNorm statistics")
     q.add_argument("checkpoints", type=Path, nargs="+")
     q.add_argument("--train-graphs", type=int, default=2048, help="training graphs for the precise statistics")
+    q.add_argument("--out", type=Path, default=None, help="also write the table (and the command) to this .md file")
     args = p.parse_args(argv)
     if args.cmd == "watch":
         if not args.run_dir.is_dir():
             p.error(f"{args.run_dir} is not a run folder (the trainer's --out)")
         return watch(args.run_dir, args.dest or ROOT / "runs" / "spikes" / args.run_dir.name, args.ratio, args.interval)
-    print("| epoch | recorded val | best before | running stats | precise stats | batch stats |")
-    print("|---|---|---|---|---|---|")
+    lines = [
+        f"Validation metric of each checkpoint with three BatchNorm statistics, the weights unchanged (precise: "
+        f"{args.train_graphs} training graphs).",
+        "",
+        "| checkpoint | epoch | recorded val | best before | running stats | precise stats | batch stats |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    print("\n".join(lines), flush=True)
     for path in args.checkpoints:
         r = probe(path, args.train_graphs)
         best = "—" if r["best_before"] is None else f"{r['best_before']:.4f}"
-        print(
-            f"| {r['epoch']} | {r['recorded']:.4f} | {best} | {r['running']:.4f} | {r['precise']:.4f} | "
-            f"{r['batch']:.4f} |",
-            flush=True,
+        lines.append(
+            f"| `{_shown(path)}` | {r['epoch']} | {r['recorded']:.4f} | {best} | {r['running']:.4f} | "
+            f"{r['precise']:.4f} | {r['batch']:.4f} |"
         )
+        print(lines[-1], flush=True)
+    if args.out:
+        command = "python benchmarks/spike_probe.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        atomic_write_bytes(args.out, "\n".join([*lines, "", f"Command: `{command}`", ""]).encode())
     return 0
+
+
+def _shown(path: Path) -> str:
+    """A checkpoint's path relative to the checkout where it lies inside it."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 if __name__ == "__main__":

@@ -88,3 +88,12 @@ def test_probe_reproduces_the_recorded_value_and_statistics_match_their_definiti
     reference = copy.deepcopy(model).train()
     with torch.no_grad():
         torch.testing.assert_close(spike_probe.batch_statistics(model)(g, *feats), reference(g, *feats))
+
+
+def test_probe_command_writes_its_table(tiny_run, tmp_path, capsys):
+    out = tmp_path / "spikes.md"
+    ckpt = str(tiny_run / "checkpoint.safetensors")
+    assert spike_probe.main(["probe", ckpt, "--train-graphs", "64", "--out", str(out)]) == 0
+    page = out.read_text()
+    assert page.count("\n| `") == 1 and "| 2 |" in page and page.rstrip().endswith(f"--out {out}`")
+    assert "| checkpoint | epoch |" in capsys.readouterr().out
