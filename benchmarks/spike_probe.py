@@ -134,8 +134,12 @@ def batch_statistics(model):
     return model.eval()
 
 
-def probe(path: Path, graphs: int) -> dict:
-    """Validation metric of one checkpoint with running, precise and per-batch BatchNorm statistics."""
+def probe(path: Path, graphs: int, splits: tuple[str, ...] = ("val",)) -> dict:
+    """One checkpoint's metric on each split with running, precise and per-batch BatchNorm statistics.
+
+    Returns ``{"epoch", "metric", "best_before" (the best validation value before this epoch), split: {"recorded",
+    "running", "precise", "batch"} for each split}``.
+    """
     from dgl_hod.archs.registry import create_model
     from dgl_hod.datasets import load_dataset
     from dgl_hod.evaluation import evaluate
@@ -145,24 +149,25 @@ def probe(path: Path, graphs: int) -> dict:
     model = create_model(args["arch"], **args["config"])
     model.load_state_dict(ckpt["model"], strict=True)
     model.eval()
-    dataset, higher = args["dataset"], HIGHER_IS_BETTER[_metric(args["dataset"])]
-    val_name = "val"
-    val = load_dataset(dataset, val_name)
+    dataset = args["dataset"]
     metric = _metric(dataset)
+    higher = HIGHER_IS_BETTER[metric]
     best_before = min((error(h["val"], higher) for h in history[:-1]), default=None)
-    out = {
+    models = {
+        "running": model,
+        "precise": precise_statistics(model, load_dataset(dataset, "train"), graphs, args["batch_size"]),
+        "batch": batch_statistics(model),
+    }
+    out: dict = {
         "checkpoint": str(path),
         "epoch": history[-1]["epoch"],
         "metric": metric,
-        "recorded": history[-1]["val"],
         "best_before": None if best_before is None else (1 - best_before if higher else best_before),
-        "running": evaluate(model, val)[metric],
-        "precise": evaluate(precise_statistics(model, load_dataset(dataset, "train"), graphs, args["batch_size"]), val)[
-            metric
-        ],
-        "batch": evaluate(batch_statistics(model), val)[metric],
         "batchnorm_layers": len(_batchnorms(model)),
     }
+    for split in splits:
+        data = load_dataset(dataset, split)
+        out[split] = {"recorded": history[-1][split], **{k: evaluate(m, data)[metric] for k, m in models.items()}}
     return out
 
 
@@ -178,27 +183,31 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("checkpoints", type=Path, nargs="+")
     q.add_argument("--train-graphs", type=int, default=2048, help="training graphs for the precise statistics")
     q.add_argument("--out", type=Path, default=None, help="also write the table (and the command) to this .md file")
+    q.add_argument("--test", action="store_true", help="also evaluate the test split (to document, never to choose)")
     args = p.parse_args(argv)
     if args.cmd == "watch":
         if not args.run_dir.is_dir():
             p.error(f"{args.run_dir} is not a run folder (the trainer's --out)")
         return watch(args.run_dir, args.dest or ROOT / "runs" / "spikes" / args.run_dir.name, args.ratio, args.interval)
+    splits = ("val", "test") if args.test else ("val",)
     lines = [
-        f"Validation metric of each checkpoint with three BatchNorm statistics, the weights unchanged (precise: "
+        f"The metric of each checkpoint with three BatchNorm statistics, the weights unchanged (precise: "
         f"{args.train_graphs} training graphs).",
         "",
-        "| checkpoint | epoch | recorded val | best before | running stats | precise stats | batch stats |",
-        "|---|---|---|---|---|---|---|",
+        "| checkpoint | epoch | split | recorded | best val before | running stats | precise stats | batch stats |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     print("\n".join(lines), flush=True)
     for path in args.checkpoints:
-        r = probe(path, args.train_graphs)
+        r = probe(path, args.train_graphs, splits)
         best = "—" if r["best_before"] is None else f"{r['best_before']:.4f}"
-        lines.append(
-            f"| `{_shown(path)}` | {r['epoch']} | {r['recorded']:.4f} | {best} | {r['running']:.4f} | "
-            f"{r['precise']:.4f} | {r['batch']:.4f} |"
-        )
-        print(lines[-1], flush=True)
+        for split in splits:
+            v = r[split]
+            lines.append(
+                f"| `{_shown(path)}` | {r['epoch']} | {split} | {v['recorded']:.4f} | {best if split == 'val' else ''} "
+                f"| {v['running']:.4f} | {v['precise']:.4f} | {v['batch']:.4f} |"
+            )
+            print(lines[-1], flush=True)
     if args.out:
         command = "python benchmarks/spike_probe.py " + " ".join(argv if argv is not None else sys.argv[1:])
         atomic_write_bytes(args.out, "\n".join([*lines, "", f"Command: `{command}`", ""]).encode())

@@ -60,10 +60,11 @@ def test_probe_reproduces_the_recorded_value_and_statistics_match_their_definiti
     from dgl_hod.checkpoint import load_checkpoint
     from dgl_hod.datasets import load_dataset
 
-    r = spike_probe.probe(tiny_run / "checkpoint.safetensors", graphs=64)
+    r = spike_probe.probe(tiny_run / "checkpoint.safetensors", graphs=64, splits=("val", "test"))
     assert r["epoch"] == 2 and r["batchnorm_layers"] > 0
-    assert r["running"] == pytest.approx(r["recorded"], abs=1e-4)  # what the trainer saw
-    assert all(torch.isfinite(torch.tensor([r["precise"], r["batch"]])))
+    for split in ("val", "test"):  # with the running statistics: what the trainer saw
+        assert r[split]["running"] == pytest.approx(r[split]["recorded"], abs=1e-4)
+        assert all(torch.isfinite(torch.tensor([r[split]["precise"], r[split]["batch"]])))
 
     ckpt = load_checkpoint(tiny_run / "checkpoint.safetensors")
     model = create_model(ckpt["run_args"]["arch"], **ckpt["run_args"]["config"])
@@ -93,7 +94,8 @@ def test_probe_reproduces_the_recorded_value_and_statistics_match_their_definiti
 def test_probe_command_writes_its_table(tiny_run, tmp_path, capsys):
     out = tmp_path / "spikes.md"
     ckpt = str(tiny_run / "checkpoint.safetensors")
-    assert spike_probe.main(["probe", ckpt, "--train-graphs", "64", "--out", str(out)]) == 0
+    assert spike_probe.main(["probe", ckpt, "--train-graphs", "64", "--test", "--out", str(out)]) == 0
     page = out.read_text()
-    assert page.count("\n| `") == 1 and "| 2 |" in page and page.rstrip().endswith(f"--out {out}`")
+    assert page.count("\n| `") == 2 and "| 2 | val |" in page and "| 2 | test |" in page
+    assert page.rstrip().endswith(f"--out {out}`")
     assert "| checkpoint | epoch |" in capsys.readouterr().out
