@@ -9,8 +9,9 @@ tests that hypothesis on the spiking epochs themselves, without touching the tra
   epoch) and copies the checkpoint of every spiking epoch, plus the first normal epoch after it as a control, to
   ``runs/spikes/<run>/epoch-NNNN.safetensors``. An epoch spikes when its validation error is more than ``--ratio``
   times the best error before it (error = the metric, or 1 - metric when higher is better). It stops when the run
-  writes ``record.json``.
-* ``probe CKPT [CKPT ...]``: rebuilds each checkpoint's model and evaluates the validation split three ways:
+  writes ``record.json``; a run folder that does not exist yet (a queued run) is waited for.
+* ``probe CKPT [CKPT ...]``: rebuilds each checkpoint's model and evaluates the validation split (``--test``: and
+  the test split, to document, never to choose) three ways:
   with the checkpoint's running statistics (what the trainer saw), with **precise** statistics (recomputed as a
   plain average over ``--train-graphs`` training graphs in training batches, the weights unchanged), and with each
   evaluation batch's own statistics. If the precise statistics bring a spiking epoch back near the run's best so
@@ -86,6 +87,8 @@ def watch(run_dir: Path, dest: Path, ratio: float, interval: float) -> int:
     ckpt, seen, after_spike, mtime = run_dir / CHECKPOINT, -1, False, None
     dest.mkdir(parents=True, exist_ok=True)
     print(f"watching {ckpt} (spike: val error > {ratio} x the best before it); copies go to {dest}", flush=True)
+    if not run_dir.exists():  # a queued run: watch it from its first epoch on
+        print(f"{run_dir} does not exist yet; waiting for the run to start", flush=True)
     while not (run_dir / "record.json").exists():
         if ckpt.exists() and ckpt.stat().st_mtime_ns != mtime:
             mtime = ckpt.stat().st_mtime_ns
@@ -186,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--test", action="store_true", help="also evaluate the test split (to document, never to choose)")
     args = p.parse_args(argv)
     if args.cmd == "watch":
-        if not args.run_dir.is_dir():
-            p.error(f"{args.run_dir} is not a run folder (the trainer's --out)")
+        if args.run_dir.exists() and not args.run_dir.is_dir():
+            p.error(f"{args.run_dir} is a file, not a run folder (the trainer's --out)")
         return watch(args.run_dir, args.dest or ROOT / "runs" / "spikes" / args.run_dir.name, args.ratio, args.interval)
     splits = ("val", "test") if args.test else ("val",)
     lines = [
