@@ -138,7 +138,8 @@ def batch_statistics(model):
 
 
 def probe(path: Path, graphs: int, splits: tuple[str, ...] = ("val",)) -> dict:
-    """One checkpoint's metric on each split with running, precise and per-batch BatchNorm statistics.
+    """One checkpoint's (or a finished run folder's best weights') metric on each split with running, precise and
+    per-batch BatchNorm statistics.
 
     Returns ``{"epoch", "metric", "best_before" (the best validation value before this epoch), split: {"recorded",
     "running", "precise", "batch"} for each split}``.
@@ -147,30 +148,40 @@ def probe(path: Path, graphs: int, splits: tuple[str, ...] = ("val",)) -> dict:
     from dgl_hod.datasets import load_dataset
     from dgl_hod.evaluation import evaluate
 
-    ckpt = load_checkpoint(path)
-    args, history = ckpt["run_args"], ckpt["state"].history
-    model = create_model(args["arch"], **args["config"])
-    model.load_state_dict(ckpt["model"], strict=True)
+    if path.is_dir():  # a finished run: its best-validation weights, as `dgl-hod package` would ship them
+        from safetensors.torch import load_file
+
+        record = json.loads((path / "record.json").read_text())
+        args = {**record, "batch_size": record["recipe"]["batch_size"]}
+        weights = load_file(str(path / "best.safetensors"))
+        m = record["metrics"]
+        epoch, recorded, earlier = m["best_epoch"], {"val": m["best_val"], "test": m["test_at_best_val"]}, []
+    else:
+        ckpt = load_checkpoint(path)
+        args, history, weights = ckpt["run_args"], ckpt["state"].history, ckpt["model"]
+        epoch, recorded, earlier = history[-1]["epoch"], history[-1], history[:-1]
+    arch, config, dataset, batch_size = args["arch"], args["config"], args["dataset"], args["batch_size"]
+    model = create_model(arch, **config)
+    model.load_state_dict(weights, strict=True)
     model.eval()
-    dataset = args["dataset"]
     metric = _metric(dataset)
     higher = HIGHER_IS_BETTER[metric]
-    best_before = min((error(h["val"], higher) for h in history[:-1]), default=None)
+    best_before = min((error(h["val"], higher) for h in earlier), default=None)
     models = {
         "running": model,
-        "precise": precise_statistics(model, load_dataset(dataset, "train"), graphs, args["batch_size"]),
+        "precise": precise_statistics(model, load_dataset(dataset, "train"), graphs, batch_size),
         "batch": batch_statistics(model),
     }
     out: dict = {
         "checkpoint": str(path),
-        "epoch": history[-1]["epoch"],
+        "epoch": epoch,
         "metric": metric,
         "best_before": None if best_before is None else (1 - best_before if higher else best_before),
         "batchnorm_layers": len(_batchnorms(model)),
     }
     for split in splits:
         data = load_dataset(dataset, split)
-        out[split] = {"recorded": history[-1][split], **{k: evaluate(m, data)[metric] for k, m in models.items()}}
+        out[split] = {"recorded": recorded[split], **{k: evaluate(m, data)[metric] for k, m in models.items()}}
     return out
 
 
@@ -183,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--interval", type=float, default=20.0, help="seconds between looks at the checkpoint")
     w.add_argument("--dest", type=Path, default=None, help="default runs/spikes/<run name>")
     q = sub.add_parser("probe", help="evaluate checkpoints with running, precise and per-batch BatchNorm statistics")
-    q.add_argument("checkpoints", type=Path, nargs="+")
+    q.add_argument(
+        "checkpoints", type=Path, nargs="+", help="trainer checkpoints, or finished run folders (their best weights)"
+    )
     q.add_argument("--train-graphs", type=int, default=2048, help="training graphs for the precise statistics")
     q.add_argument("--out", type=Path, default=None, help="also write the table (and the command) to this .md file")
     q.add_argument("--test", action="store_true", help="also evaluate the test split (to document, never to choose)")

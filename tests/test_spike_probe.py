@@ -99,3 +99,12 @@ def test_probe_command_writes_its_table(tiny_run, tmp_path, capsys):
     assert page.count("\n| `") == 2 and "| 2 | val |" in page and "| 2 | test |" in page
     assert page.rstrip().endswith(f"--out {out}`")
     assert "| checkpoint | epoch |" in capsys.readouterr().out
+
+
+def test_probe_reads_a_finished_run_folder(tiny_run):
+    """A finished run folder: its best weights reproduce the record's best values with the running statistics."""
+    record = json.loads((tiny_run / "record.json").read_text())
+    r = spike_probe.probe(tiny_run, graphs=64, splits=("val", "test"))
+    assert r["epoch"] == record["metrics"]["best_epoch"] and r["best_before"] is None
+    assert r["val"]["running"] == pytest.approx(record["metrics"]["best_val"], abs=1e-4)
+    assert r["test"]["running"] == pytest.approx(record["metrics"]["test_at_best_val"], abs=1e-4)
