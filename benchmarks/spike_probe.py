@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from dgl_hod.checkpoint import CHECKPOINT, load_checkpoint  # noqa: E402
 from dgl_hod.datasets.evaluate import HIGHER_IS_BETTER  # noqa: E402
+from dgl_hod.evaluation import batchnorm_layers, recalibrate_batchnorm  # noqa: E402
 from dgl_hod.utils import atomic_write_bytes  # noqa: E402
 
 
@@ -104,35 +105,18 @@ def _metric(dataset: str) -> str:
     return get_info(dataset).metric
 
 
-def _batchnorms(model):
-    import torch
-
-    return [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-
-
 def precise_statistics(model, train_ds, graphs: int, batch_size: int, seed: int = 0):
     """A copy of ``model`` whose BatchNorm statistics are the plain average over ``graphs`` random training graphs,
     in batches of ``batch_size`` (as the trainer batches them); the weights are unchanged."""
-    import numpy as np
-    import torch
-
     model = copy.deepcopy(model)
-    for bn in _batchnorms(model):
-        bn.reset_running_stats()
-        bn.momentum = None  # cumulative average over every batch seen
-    order = np.random.default_rng(seed).permutation(len(train_ds))[:graphs]
-    model.train()
-    with torch.no_grad():
-        for s in range(0, len(order), batch_size):
-            g, _ = train_ds.batch(order[s : s + batch_size])
-            model(g, g.ndata["feat"], g.edata["feat"] if "feat" in g.edata else None)
-    return model.eval()
+    recalibrate_batchnorm(model, train_ds, graphs, batch_size, seed)
+    return model
 
 
 def batch_statistics(model):
     """A copy of ``model`` whose BatchNorm layers normalise every batch with that batch's own statistics."""
     model = copy.deepcopy(model)
-    for bn in _batchnorms(model):
+    for bn in batchnorm_layers(model):
         bn.track_running_stats, bn.running_mean, bn.running_var, bn.num_batches_tracked = False, None, None, None
     return model.eval()
 
@@ -177,7 +161,7 @@ def probe(path: Path, graphs: int, splits: tuple[str, ...] = ("val",)) -> dict:
         "epoch": epoch,
         "metric": metric,
         "best_before": None if best_before is None else (1 - best_before if higher else best_before),
-        "batchnorm_layers": len(_batchnorms(model)),
+        "batchnorm_layers": len(batchnorm_layers(model)),
     }
     for split in splits:
         data = load_dataset(dataset, split)

@@ -26,7 +26,15 @@ from tqdm.auto import tqdm
 
 from .datasets import Evaluator, GraphDataset, load_dataset
 
-__all__ = ["check_batch_size", "check_fold", "evaluate", "outputs_to_predictions", "predict"]
+__all__ = [
+    "batchnorm_layers",
+    "check_batch_size",
+    "check_fold",
+    "evaluate",
+    "outputs_to_predictions",
+    "predict",
+    "recalibrate_batchnorm",
+]
 
 
 def check_batch_size(batch_size: object, what: str = "batch_size", example: int = 128) -> int:
@@ -89,20 +97,70 @@ def predict(
         starts = range(0, len(ds), batch_size)
         for s in tqdm(starts, desc=f"eval {ds.info.name}/{ds.split}", disable=not progress, leave=False):
             g, y = ds.batch(np.arange(s, min(s + batch_size, len(ds))))
-            if g.device != device:
-                g = g.to(device)
-            nf = g.ndata["feat"]
-            ef = g.edata["feat"] if "feat" in g.edata else None
-            if param is not None:
-                nf = nf.to(param.dtype) if nf.is_floating_point() else nf
-                ef = ef.to(param.dtype) if ef is not None and ef.is_floating_point() else ef
-            preds.append(model(g, nf, ef).float().cpu())
+            preds.append(_forward(model, g, device, param).float().cpu())
             ys.append(y.float().reshape(len(y), -1))
     finally:
         model.train(was_training)
     if not preds:
         raise ValueError(f"{ds.info.name}/{ds.split} has no graphs to evaluate")
     return torch.cat(ys), torch.cat(preds)
+
+
+def _forward(model: nn.Module, g, device: torch.device, param: torch.Tensor | None) -> torch.Tensor:
+    """``model(g, node_feat, edge_feat)`` on the model's device, float features in the model's dtype."""
+    if g.device != device:
+        g = g.to(device)
+    nf = g.ndata["feat"]
+    ef = g.edata["feat"] if "feat" in g.edata else None
+    if param is not None:
+        nf = nf.to(param.dtype) if nf.is_floating_point() else nf
+        ef = ef.to(param.dtype) if ef is not None and ef.is_floating_point() else ef
+    return model(g, nf, ef)
+
+
+def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """The model's BatchNorm layers (any dimension), in module order."""
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+def recalibrate_batchnorm(
+    model: nn.Module, ds: GraphDataset, num_graphs: int | None = None, batch_size: int = 32, seed: int = 0
+) -> int:
+    """Recompute every BatchNorm layer's running statistics, in place, as the plain average over ``num_graphs``
+    random graphs of ``ds`` (all of them when ``None``) in batches of ``batch_size``; the weights do not change.
+
+    "Precise" statistics (benchmarks/spike_probe.py measured why: the running statistics, an exponential average over
+    the last training batches, lag behind weights that still move). Every other layer stays in eval mode (no
+    dropout), so the statistics describe what evaluation sees. Returns the number of BatchNorm layers (0: nothing
+    done); the model is left in eval mode.
+
+    Example:
+        >>> from dgl_hod.archs.build import build_model
+        >>> model, _ = build_model("gine", "zinc12k", {"hidden_dim": 8, "num_layers": 2})
+        >>> recalibrate_batchnorm(model, load_dataset("zinc12k", "train"), num_graphs=64)
+        2
+    """
+    batch_size = check_batch_size(batch_size)
+    layers = batchnorm_layers(model)
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    order = np.random.default_rng(seed).permutation(len(ds))[: len(ds) if num_graphs is None else num_graphs]
+    momenta = [bn.momentum for bn in layers]
+    model.eval()
+    for bn in layers:
+        bn.reset_running_stats()
+        bn.momentum = None  # type: ignore[assignment]  # None: cumulative average over every batch seen
+        bn.train()
+    try:
+        with torch.no_grad():
+            for s in range(0, len(order), batch_size):
+                g, _ = ds.batch(order[s : s + batch_size])
+                _forward(model, g, device, param)
+    finally:
+        model.eval()
+        for bn, momentum in zip(layers, momenta):  # later training averages as before
+            bn.momentum = momentum
+    return len(layers)
 
 
 def outputs_to_predictions(evaluator: Evaluator, outputs: torch.Tensor) -> torch.Tensor:

@@ -170,3 +170,27 @@ def test_fold_run_trained_packaged_and_evaluated_through_the_zoo(
     assert cli.main(["eval", name, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["num_graphs"] == sizes[2] and out["abs_diff"] < 1e-6 and out["accuracy"] == pytest.approx(expected)
+
+
+def test_recalibrate_batchnorm_is_a_plain_average_with_dropout_off():
+    """Precise BatchNorm statistics: the mean over the batches seen (checked against the batch means by hand),
+    reproducible with dropout in the model, the weights and the momentum untouched, the model left in eval mode."""
+    import copy
+
+    from dgl_hod.archs.build import build_model
+    from dgl_hod.evaluation import batchnorm_layers, recalibrate_batchnorm
+
+    model, _ = build_model("gine", "zinc12k", {"hidden_dim": 8, "num_layers": 2, "dropout": 0.5})
+    ds = load_dataset("zinc12k", "train")
+    weights = {k: v.clone() for k, v in model.named_parameters()}
+    first = batchnorm_layers(model)[0]
+    seen = []  # the inputs of the first BatchNorm layer, batch by batch
+    hook = first.register_forward_hook(lambda m, inp, out: seen.append(inp[0].detach().clone()))
+    assert recalibrate_batchnorm(model, ds, num_graphs=70, batch_size=32) == 2
+    hook.remove()
+    assert len(seen) == 3 and not model.training and all(bn.momentum == 0.1 for bn in batchnorm_layers(model))
+    torch.testing.assert_close(first.running_mean, torch.stack([x.mean(0) for x in seen]).mean(0))
+    assert all(torch.equal(v, weights[k]) for k, v in model.named_parameters())
+    again = copy.deepcopy(model)
+    recalibrate_batchnorm(again, ds, num_graphs=70, batch_size=32)
+    torch.testing.assert_close(batchnorm_layers(again)[1].running_var, batchnorm_layers(model)[1].running_var)

@@ -59,6 +59,7 @@ def test_probe_reproduces_the_recorded_value_and_statistics_match_their_definiti
     from dgl_hod.archs.registry import create_model
     from dgl_hod.checkpoint import load_checkpoint
     from dgl_hod.datasets import load_dataset
+    from dgl_hod.evaluation import batchnorm_layers
 
     r = spike_probe.probe(tiny_run / "checkpoint.safetensors", graphs=64, splits=("val", "test"))
     assert r["epoch"] == 2 and r["batchnorm_layers"] > 0
@@ -76,7 +77,7 @@ def test_probe_reproduces_the_recorded_value_and_statistics_match_their_definiti
 
     # precise statistics do not depend on the running statistics they replace
     broken = copy.deepcopy(model)
-    for bn in spike_probe._batchnorms(broken):
+    for bn in batchnorm_layers(broken):
         bn.running_mean.add_(5.0)
         bn.running_var.mul_(100.0)
     with torch.no_grad():
