@@ -150,7 +150,7 @@ def probe(path: Path, graphs: int, splits: tuple[str, ...] = ("val",)) -> dict:
     model.eval()
     metric = _metric(dataset)
     higher = HIGHER_IS_BETTER[metric]
-    best_before = min((error(h["val"], higher) for h in earlier), default=None)
+    best_before = (max if higher else min)((h["val"] for h in earlier), default=None)
     models = {
         "running": model,
         "precise": precise_statistics(model, load_dataset(dataset, "train"), graphs, batch_size),
@@ -160,7 +160,7 @@ def probe(path: Path, graphs: int, splits: tuple[str, ...] = ("val",)) -> dict:
         "checkpoint": str(path),
         "epoch": epoch,
         "metric": metric,
-        "best_before": None if best_before is None else (1 - best_before if higher else best_before),
+        "best_before": best_before,
         "batchnorm_layers": len(batchnorm_layers(model)),
     }
     for split in splits:

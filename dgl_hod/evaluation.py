@@ -88,8 +88,6 @@ def predict(
         (each batch runs on the model's device, float features in the model's dtype, as in the trainer).
     """
     batch_size = check_batch_size(batch_size)
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
     was_training = model.training
     model.eval()
     ys, preds = [], []
@@ -97,7 +95,7 @@ def predict(
         starts = range(0, len(ds), batch_size)
         for s in tqdm(starts, desc=f"eval {ds.info.name}/{ds.split}", disable=not progress, leave=False):
             g, y = ds.batch(np.arange(s, min(s + batch_size, len(ds))))
-            preds.append(_forward(model, g, device, param).float().cpu())
+            preds.append(_forward(model, g).float().cpu())
             ys.append(y.float().reshape(len(y), -1))
     finally:
         model.train(was_training)
@@ -106,8 +104,10 @@ def predict(
     return torch.cat(ys), torch.cat(preds)
 
 
-def _forward(model: nn.Module, g, device: torch.device, param: torch.Tensor | None) -> torch.Tensor:
+def _forward(model: nn.Module, g) -> torch.Tensor:
     """``model(g, node_feat, edge_feat)`` on the model's device, float features in the model's dtype."""
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
     if g.device != device:
         g = g.to(device)
     nf = g.ndata["feat"]
@@ -142,8 +142,6 @@ def recalibrate_batchnorm(
     """
     batch_size = check_batch_size(batch_size)
     layers = batchnorm_layers(model)
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
     order = np.random.default_rng(seed).permutation(len(ds))[: len(ds) if num_graphs is None else num_graphs]
     momenta = [bn.momentum for bn in layers]
     model.eval()
@@ -155,7 +153,7 @@ def recalibrate_batchnorm(
         with torch.no_grad():
             for s in range(0, len(order), batch_size):
                 g, _ = ds.batch(order[s : s + batch_size])
-                _forward(model, g, device, param)
+                _forward(model, g)
     finally:
         model.eval()
         for bn, momentum in zip(layers, momenta):  # later training averages as before
