@@ -292,13 +292,35 @@ def convert_sync_batchnorm(model: nn.Module) -> int:
 # ---------------------------------------------------------------------------------------------------------------------
 # spawning workers on this machine
 # ---------------------------------------------------------------------------------------------------------------------
+#: seconds the other workers get to stop on their own after one failed, and the stragglers after SIGTERM, before
+#: SIGKILL; also how long a worker that reported success may take to exit
+SPAWN_GRACE_S = 30.0
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _worker(rank: int, nproc: int, port: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+def _die_with_parent() -> None:
+    """Linux: the kernel sends this process SIGKILL when the process that spawned it dies (no orphaned workers)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+
+
+def _worker(rank: int, nproc: int, port: int, fn: Callable[..., Any], args: tuple[Any, ...], report: Any) -> None:
+    """One spawned worker: run ``fn(*args)``, send ``("ok", "")`` or ``("error", traceback)``, then ``os._exit``.
+
+    ``os._exit`` skips the interpreter's teardown: a worker whose peers are gone can hang there (destructors of
+    process groups and their threads), and everything the trainer writes is already written atomically.
+    """
+    import traceback
+
+    _die_with_parent()
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
@@ -307,28 +329,87 @@ def _worker(rank: int, nproc: int, port: int, fn: Callable[..., Any], args: tupl
         WORLD_SIZE=str(nproc),
         LOCAL_WORLD_SIZE=str(nproc),
     )
+    code = 0
     try:
         fn(*args)
+        report.send(("ok", ""))
     except BaseException:
-        if dist.is_initialized():  # let the other ranks fail fast instead of waiting on a collective
-            dist.destroy_process_group()
-        raise
+        code = 1
+        text = traceback.format_exc()
+        print(text, file=sys.stderr, end="")
+        report.send(("error", text))
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
-def spawn(nproc: int, fn: Callable[..., Any], *args: Any) -> None:
+def spawn(nproc: int, fn: Callable[..., Any], *args: Any, grace_s: float | None = None) -> None:
     """Run ``fn(*args)`` in ``nproc`` fresh processes forming one process group on this machine (127.0.0.1).
 
-    ``fn`` must be importable (a module-level function).  A failing worker stops the others; the error raised here
-    is a :class:`WorkerError` carrying the worker's last error line (its full traceback is printed on stderr).
+    ``fn`` must be importable (a module-level function).  Every wait is bounded: when a worker fails (or dies), the
+    others get ``grace_s`` seconds (default :data:`SPAWN_GRACE_S`) to stop on their own, then SIGTERM, then
+    SIGKILL; a worker that reported success and does not exit within ``grace_s`` is killed.  A failure raises
+    :class:`WorkerError` carrying the first failing worker's last error line (its full traceback is on stderr).
     """
-    import torch.multiprocessing as mp
+    import multiprocessing as mp
+    import multiprocessing.connection as mpc
+    import time
 
+    grace = SPAWN_GRACE_S if grace_s is None else grace_s
+    ctx = mp.get_context("spawn")
+    port = _free_port()
+    procs: list[Any] = []
+    reports: list[Any] = []
+    for rank in range(nproc):
+        receive, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_worker, args=(rank, nproc, port, fn, args, send), name=f"dgl-hod-rank{rank}")
+        proc.start()
+        send.close()  # the worker holds the only sending end: EOF here means it is gone
+        procs.append(proc)
+        reports.append(receive)
+    status: dict[int, tuple[str, str]] = {}
+    failure: str | None = None
+    deadline: float | None = None  # set once every worker reported, or one failed
     try:
-        mp.spawn(_worker, args=(nproc, _free_port(), fn, args), nprocs=nproc, join=True)
-    except mp.ProcessRaisedException as exc:
-        text = str(exc).strip()
-        print(text, file=sys.stderr)
-        last = text.splitlines()[-1] if text else "unknown error"
-        raise WorkerError(f"a training worker failed: {last}") from None
-    except mp.ProcessExitedException as exc:
-        raise WorkerError(f"a training worker died: {exc}") from None
+        while len(status) < nproc or any(p.is_alive() for p in procs):
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            waiting = [reports[r] for r in range(nproc) if r not in status]
+            waiting += [p.sentinel for p in procs if p.is_alive()]
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            for ready in mpc.wait(waiting, timeout=timeout):
+                rank = next((r for r, conn in enumerate(reports) if conn is ready), -1)
+                if rank >= 0:  # a report (or its EOF); a process sentinel only wakes the loop
+                    try:
+                        status[rank] = reports[rank].recv()
+                    except EOFError:  # died without a word (a signal, os._exit elsewhere, out of memory)
+                        procs[rank].join(1.0)
+                        status[rank] = ("error", f"worker {rank} died (exit code {procs[rank].exitcode})")
+                    if status[rank][0] == "error" and failure is None:
+                        failure = status[rank][1]
+            if deadline is None and (failure is not None or len(status) == nproc):
+                deadline = time.monotonic() + grace
+    finally:
+        _stop(procs, grace)
+        for r in reports:
+            r.close()
+    if failure is not None:
+        last = failure.strip().splitlines()[-1] if failure.strip() else "unknown error"
+        raise WorkerError(f"a training worker failed: {last}")
+
+
+def _stop(procs: Sequence[Any], grace: float) -> None:
+    """SIGTERM the workers still alive, SIGKILL those alive ``grace`` seconds later, and reap them all."""
+    import time
+
+    alive = [p for p in procs if p.is_alive()]
+    for p in alive:
+        p.terminate()
+    end = time.monotonic() + grace
+    for p in alive:
+        p.join(max(0.0, end - time.monotonic()))
+        if p.is_alive():
+            p.kill()
+    for p in procs:
+        p.join()

@@ -75,3 +75,15 @@ def empty_graph():
     g.ndata["feat"] = torch.zeros(0, dtype=torch.long)
     g.edata["feat"] = torch.zeros(0, dtype=torch.long)
     return g
+
+
+#: a test slower than this is named in the output as soon as it ends, so a CI log cut short by its time limit still
+#: shows where the time went (``--durations`` prints only at the end)
+SLOW_TEST_S = 60.0
+
+
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
+    if call.when == "call" and call.duration > SLOW_TEST_S:
+        terminal = item.config.pluginmanager.get_plugin("terminalreporter")
+        if terminal is not None:
+            terminal.write_line(f"\n[slow test: {item.nodeid} took {call.duration:.0f} s]")

@@ -7,9 +7,12 @@ no DDP) for the two-process runs, and the CPU-only DGL build itself for the CUDA
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +25,7 @@ from conftest import TINY_HOD_GNN
 from safetensors.torch import load_file
 
 import dgl_hod.train as train_mod
-from dgl_hod.distributed import NO_DGL_CUDA, SyncBatchNorm1d, dgl_has_cuda
+from dgl_hod.distributed import NO_DGL_CUDA, SyncBatchNorm1d, WorkerError, dgl_has_cuda, spawn
 from dgl_hod.train import CHECKPOINT, epoch_batches, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,9 +89,17 @@ def test_killed_two_process_run_resumes_with_two_or_one_process(tmp_path, monkey
     argv += shlex.split("--batch-size 8 --max-train-graphs 24 --max-eval-graphs 16 --epochs 2 --lr 3e-3")
     argv += ["--dtype", "float64", "--out", str(tmp_path / "two"), "--resume", "--no-progress", "--json"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert json.loads(done.stdout.strip().splitlines()[-1])["epochs_run"] == 2  # rank 0 alone prints the summary
+    # its own process group: on a timeout torchrun's workers are killed with it, not left holding the pipes
+    with subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    ) as done:
+        try:
+            stdout, stderr = done.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            os.killpg(done.pid, signal.SIGKILL)
+            raise
+    assert done.returncode == 0, stderr[-3000:]
+    assert json.loads(stdout.strip().splitlines()[-1])["epochs_run"] == 2  # rank 0 alone prints the summary
     resumed_one = train("hod-gnn", "zinc12k", TINY_HOD_GNN, tmp_path / "one", resume=True, **kw)
     resumed_two = json.loads((tmp_path / "two" / "record.json").read_text())
     for rec, sizes in ((resumed_two, [2, 2]), (resumed_one, [2, 1])):
@@ -200,3 +211,36 @@ def test_a_time_budget_run_on_two_processes_plans_and_stops_together(tmp_path):
     assert r["world_size"] == 2 and r["planned_epochs"] >= 1 and "t1 =" in r["plan_rule"]
     assert 1 <= r["epochs_run"] <= r["planned_epochs"] and len(rec["history"]) == r["epochs_run"]
     assert json.loads((tmp_path / "record.json").read_text())["recipe"]["epochs_run"] == r["epochs_run"]
+
+
+# spawn: every wait is bounded, whatever the workers do (tests/_spawn_targets.py); the limits below are far above
+# the grace periods (1 s) and only turn a hang into a failure
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        ("rank1_raises_rank0_sleeps", "ValueError: rank 1 gave up"),
+        ("rank1_raises_rank0_ignores_sigterm", "ValueError: rank 1 gave up"),
+        ("rank0_is_killed", "worker 0 died (exit code -9)"),
+    ],
+)
+def test_spawn_stops_every_worker_when_one_fails(target, message):
+    import time
+
+    import _spawn_targets
+
+    t0 = time.monotonic()
+    with pytest.raises(WorkerError, match=re.escape(f"a training worker failed: {message}")):
+        spawn(2, getattr(_spawn_targets, target), grace_s=1.0)
+    assert time.monotonic() - t0 < 120  # the sleeping worker was stopped, not waited for (it sleeps for an hour)
+    assert not [p for p in multiprocessing.active_children() if p.name.startswith("dgl-hod-rank")]
+
+
+def test_spawn_returns_when_the_workers_succeed_even_if_their_exit_would_hang(tmp_path):
+    import time
+
+    import _spawn_targets
+
+    t0 = time.monotonic()
+    spawn(2, _spawn_targets.finish_but_leave_a_thread, str(tmp_path), grace_s=1.0)
+    assert time.monotonic() - t0 < 120
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rank0", "rank1"]
