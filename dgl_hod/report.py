@@ -49,6 +49,7 @@ __all__ = [
     "collect",
     "curve_trend",
     "goal_rows",
+    "plateau",
     "plot_cost",
     "protocol_differences",
     "plot_curves",
@@ -74,6 +75,12 @@ PROTOCOL_RECIPE: dict[str, Any] = {
 #: the "still falling" rule: the tail is the last ``max(TAIL_MIN_EPOCHS, ceil(TAIL_FRACTION * epochs))`` epochs
 TAIL_FRACTION = 0.1
 TAIL_MIN_EPOCHS = 5
+#: a validation curve has reached its plateau at the first epoch whose best-so-far value is within this fraction of
+#: the run's best value (:func:`plateau`)
+PLATEAU_TOLERANCE = 0.02
+#: a training loss that falls by more than this fraction over the plateau: the model still fits the training set
+#: better while validation stays put
+OVERFIT_LOSS_DROP = 0.2
 
 
 @dataclass(frozen=True)
@@ -493,6 +500,80 @@ def curve_trend(values: Sequence[float | None], higher_is_better: bool = False) 
     return Trend(n, best[0] + 1, tail, relative, bool(best[0] >= n - tail and direction))
 
 
+@dataclass(frozen=True)
+class Plateau:
+    """Where one run's validation curve stopped improving, and what its training loss did from there on."""
+
+    since: int  # 1-based: the first epoch whose best-so-far validation value is within the tolerance of the best
+    epochs: int
+    best: float
+    best_epoch: int
+    loss_since: float | None  # training loss at epoch ``since`` and at the last epoch (None: not recorded)
+    loss_end: float | None
+
+
+def plateau(
+    rows: Sequence[dict[str, Any]], higher_is_better: bool = False, tolerance: float = PLATEAU_TOLERANCE
+) -> Plateau | None:
+    """The plateau of one run's history rows (``epoch``, ``val``, ``train_loss``; ``None`` without a finite val).
+
+    ``since`` is the first epoch at which the best validation value so far is within ``tolerance`` (relative) of the
+    run's best, so every later epoch improves the best by at most that much.
+
+    Example:
+        >>> rows = [{"epoch": e + 1, "val": 1.0 / (1 + e) + 0.5, "train_loss": 1.0 / (1 + e)} for e in range(100)]
+        >>> p = plateau(rows)  # best 0.51 (epoch 100); 0.5 + 1/(1+e) <= 1.02 * 0.51 from e = 49, epoch 50
+        >>> (p.since, p.best_epoch, round(p.best, 4), round(p.loss_since, 4), round(p.loss_end, 4))
+        (50, 100, 0.51, 0.02, 0.01)
+    """
+    vals = [(i, float(r["val"])) for i, r in enumerate(rows) if r.get("val") is not None and math.isfinite(r["val"])]
+    if not vals:
+        return None
+    sign = -1.0 if higher_is_better else 1.0
+    best_i, best = min(vals, key=lambda iv: (sign * iv[1], iv[0]))
+    limit = best * (1 - tolerance) if higher_is_better else best * (1 + tolerance)
+    since = next(i for i, v in vals if (v >= limit if higher_is_better else v <= limit))
+
+    def loss(i: int) -> float | None:
+        v = rows[i].get("train_loss")
+        return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+    return Plateau(since + 1, len(rows), best, best_i + 1, loss(since), loss(len(rows) - 1))
+
+
+def plateau_text(m: ModelHistory, goal: float | None = None) -> str | None:
+    """One sentence on the shipped seed's curve: plateau or still falling, and the training loss over the plateau."""
+    if not m.history or m.problem:
+        return None
+    higher = bool(m.history.get("higher_is_better"))
+    metric = m.history.get("metric", "metric")
+    run = m.shipped_run()
+    if run is None:
+        return None
+    p = plateau(run["epochs"], higher)
+    trend = curve_trend([r["val"] for r in run["epochs"]], higher)
+    if p is None:
+        return None
+    text = (
+        f"seed {run['seed']}: best validation {metric} {p.best:.4f} at epoch {p.best_epoch} of {p.epochs}, within "
+        f"{PLATEAU_TOLERANCE:.0%} of it since epoch {p.since}"
+    )
+    if p.loss_since is not None and p.loss_end is not None and p.since < p.epochs:
+        drop = 1 - p.loss_end / p.loss_since if p.loss_since else 0.0
+        text += (
+            f"; over the {p.epochs - p.since} epochs after that the training loss went from {p.loss_since:.4f} to "
+            f"{p.loss_end:.4f} ({-100 * drop:+.0f} %)".replace("-", "−")
+        )
+        if drop > OVERFIT_LOSS_DROP and not (trend and trend.improving):
+            text += ": the model kept fitting the training set while validation stayed put (overfitting)"
+    if trend is not None and trend.improving:
+        text += ". The curve was still improving at the end: more epochs would likely lower it further"
+    elif trend is not None:
+        goal_text = f" to the goal ({_mae(goal)})" if goal is not None else ""
+        text += f". The curve has plateaued: more epochs of this recipe would not close the gap{goal_text}"
+    return text + "."
+
+
 def _trend_cell(m: ModelHistory | None) -> str:
     """The goal table's "still falling" cell: the verdict over seeds, then the shipped seed's numbers."""
     if m is None:
@@ -588,11 +669,29 @@ def _goal_section(models: Sequence[ModelHistory]) -> list[str]:
         "| protocol | still falling at the end | status |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in goal_rows(models):
+    rows = goal_rows(models)
+    for r in rows:
         lines.append(
             f"| {r['model']} | {r['goal']} | {r['published']} | {r['source']} | {r['measured']} | {r['epochs']} | "
             f"{r['protocol']} | {r['falling']} | {r['status']} |"
         )
+    by_name, goals = {m.name: m for m in models}, {g.model: g for g in GOALS}
+    misses = []
+    for r in rows:
+        name = r["model"].strip("`")
+        text = plateau_text(by_name[name], goals[name].goal) if r["status"].startswith("missed") else None
+        if text:
+            misses.append(f"- `{name}` ({r['status']}), {text}")
+    if misses:
+        lines += [
+            "",
+            "**The misses, read from their curves** (`dgl_hod.report.plateau`: the plateau starts at the first epoch "
+            f"whose best-so-far validation value is within {PLATEAU_TOLERANCE:.0%} of the run's best; overfitting: the "
+            f"training loss fell by more than {OVERFIT_LOSS_DROP:.0%} after that; docs/zoo.md discusses what each "
+            "would take):",
+            "",
+            *misses,
+        ]
     return [*lines, ""]
 
 

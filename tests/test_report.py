@@ -11,6 +11,7 @@ import dataclasses
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -247,6 +248,51 @@ def test_curve_trend_against_numpy():
     assert curve_trend(with_nan).improving and curve_trend(with_nan).best_epoch == int(np.argmin(falling[:-1])) + 1
     # too short for a verdict: the tail would be the whole run
     assert curve_trend([1.0, 0.5, 0.4, 0.3, 0.2]) is None and curve_trend([1.0, 0.5, 0.4, 0.3, 0.2, 0.1]) is not None
+
+
+def test_plateau_against_a_brute_force_scan():
+    """The plateau's first epoch by a direct scan of the best-so-far values, on noisy curves of both directions."""
+    from dgl_hod.report import plateau
+
+    rng = np.random.default_rng(1)
+    for higher in (False, True):
+        for _ in range(20):
+            n = int(rng.integers(2, 120))
+            vals = 0.2 + np.exp(-np.arange(n) / rng.uniform(5, 60)) + rng.normal(0, 0.01, n)
+            vals = 1.0 - vals / 3 if higher else vals
+            rows = [{"epoch": i + 1, "val": float(v), "train_loss": float(i)} for i, v in enumerate(vals)]
+            rows[int(rng.integers(n))]["val"] = None  # a diverged epoch is skipped
+            finite = np.array([np.nan if r["val"] is None else r["val"] for r in rows])
+            best = np.nanmax(finite) if higher else np.nanmin(finite)
+            running = np.fmax.accumulate(finite) if higher else np.fmin.accumulate(finite)
+            close = running >= best * 0.98 if higher else running <= best * 1.02
+            want_since = int(np.argmax(close)) + 1
+            p = plateau(rows, higher)
+            assert (p.since, p.best, p.epochs) == (want_since, best, n)
+            assert p.best_epoch == int(np.nanargmax(finite) if higher else np.nanargmin(finite)) + 1
+            assert (p.loss_since, p.loss_end) == (float(want_since - 1), float(n - 1))
+    assert plateau([{"epoch": 1, "val": None}]) is None
+
+
+def test_plateau_text_names_overfitting_and_a_curve_still_falling():
+    from types import SimpleNamespace
+
+    from dgl_hod.report import ModelHistory, plateau_text
+
+    def model(vals, losses, higher=False):
+        rows = [{"epoch": i + 1, "val": v, "train_loss": l} for i, (v, l) in enumerate(zip(vals, losses))]
+        history = {"metric": "mae", "higher_is_better": higher, "runs": [{"seed": 3, "epochs": rows}]}
+        entry: Any = SimpleNamespace(name="m", metrics={"test": {"weights_seed": 3}})
+        return ModelHistory(entry, history)
+
+    e = np.arange(300)
+    flat = np.r_[np.linspace(1.0, 0.25, 100), np.full(200, 0.25)]  # best at epoch 100 (0.25), flat after; 1 - 0.75 i / 99 <= 0.255 from i = 99
+    text = plateau_text(model(list(flat), list(1.0 / (1 + e / 20))), goal=0.133)
+    assert text.startswith("seed 3: best validation mae 0.2500 at epoch 100 of 300, within 2% of it since epoch 100; over the 200")
+    assert "(overfitting)" in text and "would not close the gap to the goal (0.133)" in text
+    falling = list(0.1 + np.exp(-e / 200))
+    text = plateau_text(model(falling, falling), goal=0.05)
+    assert "still improving at the end" in text and "overfitting" not in text
 
 
 def test_protocol_constants_match_the_script_and_the_trainer(tiny):
