@@ -8,7 +8,7 @@ refuse some SMILES that 2022.9.5 reads).
   ``(119, 5, 12, 12, 10, 6, 6, 2, 2)`` (atomic number - 1, chirality tag, total degree, formal charge + 5, total H,
   radical electrons, hybridisation, aromatic, in ring) and 3 bond columns ``(5, 6, 2)`` (bond type, stereo,
   conjugated); values outside a list map to its last ("misc") entry.  Each bond ``b`` gives edges ``2b`` (i->j)
-  and ``2b+1`` (j->i).  This is the input of the ogbg-mol* zoo models (e.g. ``hod-gnn-k1-molhiv``).
+  and ``2b+1`` (j->i).  This is the input of the ogbg-mol* zoo models (e.g. ``hod-gnn-k1-m2-molhiv``).
 * ``featurizer="zinc"``: the ZINC-12k recipe (``datasets/zinc12k``): the molecule is written as a kekulé SMILES and
   re-read unsanitised; each atom becomes the token ``symbol[ H<n>][ +| -]`` (explicit H count, sign of the charge)
   and its id in the 28-token ``atom_dict.json``; bonds are 1 = single, 2 = double, 3 = triple.  The input of the
