@@ -174,9 +174,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         lines += ["", "Does pretraining help? " + " ".join(f"`{v}`: {d['verdict']}." for v, d in paired.items())]
     lines += ["", f"Command: `{result['command']}`", ""]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.tag}.json").write_text(json.dumps(result, indent=2))
-    (RESULTS / f"{args.tag}.md").write_text("\n".join(lines))
+    from dgl_hod.utils import atomic_write_bytes
+
+    RESULTS.mkdir(exist_ok=True)  # atomic: the two slots may finish a dataset's seeds at the same time
+    atomic_write_bytes(RESULTS / f"{args.tag}.json", json.dumps(result, indent=2).encode())
+    atomic_write_bytes(RESULTS / f"{args.tag}.md", "\n".join(lines).encode())
     print("\n".join(lines))
     return 0
 

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from finetune_transfer import paired_difference  # noqa: E402
 
@@ -73,3 +74,33 @@ def test_the_results_page_states_the_verdict(tmp_path, monkeypatch):
     assert "| finetune-frozen-base | +0.0050 ± 0.0150 | +0.0050 ± 0.0150 | 1/2 / 1/2 |" in page
     assert "`finetune`: helps. `finetune-frozen-base`: no consistent effect." in page
     assert json.loads((tmp_path / "results" / "t.json").read_text())["paired"]["finetune"]["verdict"] == "helps"
+
+
+def test_the_transfer_protocol_script_runs_the_documented_schedule():
+    """benchmarks/transfer_protocol.sh (PY=echo prints the command it would run): 100 epochs on molbace and molbbbp,
+    50 on moltox21 (the documented cut), all seeds unless given, from a model that is in the zoo."""
+    import subprocess
+
+    from dgl_hod.zoo import model_info
+
+    def run(*args):
+        return subprocess.run(
+            ["bash", str(ROOT / "benchmarks" / "transfer_protocol.sh"), *args],
+            env={"PATH": "/usr/bin:/bin", "PY": "echo"},
+            capture_output=True,
+            text=True,
+        )
+
+    out = run("moltox21", "1", "2").stdout.splitlines()[-1].split()
+    assert out[out.index("--epochs") + 1] == "50" and out[out.index("--seeds") + 1 : out.index("--tag")] == ["1", "2"]
+    assert out[out.index("--dataset") + 1] == "ogbg-moltox21" and out[-1] == "transfer-moltox21"
+    model_info(out[out.index("--pretrained") + 1])  # raises if the pretrained model left the zoo
+    for ds in ("molbace", "ogbg-molbbbp"):
+        out = run(ds).stdout.splitlines()[-1].split()
+        assert out[out.index("--epochs") + 1] == "100" and out[out.index("--seeds") + 1 : out.index("--tag")] == [
+            "0",
+            "1",
+            "2",
+        ]
+    bad = run("zinc12k")
+    assert bad.returncode == 2 and "unknown dataset zinc12k" in bad.stderr
