@@ -361,17 +361,17 @@ def spawn(nproc: int, fn: Callable[..., Any], *args: Any, grace_s: float | None 
     port = _free_port()
     procs: list[Any] = []
     reports: list[Any] = []
-    for rank in range(nproc):
-        receive, send = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_worker, args=(rank, nproc, port, fn, args, send), name=f"dgl-hod-rank{rank}")
-        proc.start()
-        send.close()  # the worker holds the only sending end: EOF here means it is gone
-        procs.append(proc)
-        reports.append(receive)
     status: dict[int, tuple[str, str]] = {}
     failure: str | None = None
     deadline: float | None = None  # set once every worker reported, or one failed
     try:
+        for rank in range(nproc):  # inside the try: a start that fails stops the workers already started
+            receive, send = ctx.Pipe(duplex=False)
+            reports.append(receive)
+            proc = ctx.Process(target=_worker, args=(rank, nproc, port, fn, args, send), name=f"dgl-hod-rank{rank}")
+            proc.start()
+            procs.append(proc)
+            send.close()  # the worker holds the only sending end: EOF here means it is gone
         while len(status) < nproc or any(p.is_alive() for p in procs):
             if deadline is not None and time.monotonic() > deadline:
                 break

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import pickle
 import re
 import shlex
 import shutil
@@ -244,3 +245,9 @@ def test_spawn_returns_when_the_workers_succeed_even_if_their_exit_would_hang(tm
     spawn(2, _spawn_targets.finish_but_leave_a_thread, str(tmp_path), grace_s=1.0)
     assert time.monotonic() - t0 < 120
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rank0", "rank1"]
+
+
+def test_spawn_refuses_a_function_the_workers_cannot_import():
+    with pytest.raises((AttributeError, TypeError, pickle.PicklingError), match="pickle"):
+        spawn(2, lambda: None, grace_s=1.0)
+    assert not [p for p in multiprocessing.active_children() if p.name.startswith("dgl-hod-rank")]
