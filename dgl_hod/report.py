@@ -560,14 +560,15 @@ def plateau_text(m: ModelHistory, goal: float | None = None) -> str | None:
     )
     if p.loss_since is not None and p.loss_end is not None and p.since < p.epochs:
         drop = 1 - p.loss_end / p.loss_since if p.loss_since else 0.0
+        change = f"{-100 * drop:+.0f} %".replace("-", "−")
         text += (
             f"; over the {p.epochs - p.since} epochs after that the training loss went from {p.loss_since:.4f} to "
-            f"{p.loss_end:.4f} ({-100 * drop:+.0f} %)".replace("-", "−")
+            f"{p.loss_end:.4f} ({change})"
         )
         if drop > OVERFIT_LOSS_DROP and not (trend and trend.improving):
             text += ": the model kept fitting the training set while validation stayed put (overfitting)"
     if trend is not None and trend.improving:
-        text += ". The curve was still improving at the end: more epochs would likely lower it further"
+        text += ". The curve was still improving at the end: more epochs would likely improve it further"
     elif trend is not None:
         goal_text = f" to the goal ({_mae(goal)})" if goal is not None else ""
         text += f". The curve has plateaued: more epochs of this recipe would not close the gap{goal_text}"
@@ -687,7 +688,7 @@ def _goal_section(models: Sequence[ModelHistory]) -> list[str]:
             "",
             "**The misses, read from their curves** (`dgl_hod.report.plateau`: the plateau starts at the first epoch "
             f"whose best-so-far validation value is within {PLATEAU_TOLERANCE:.0%} of the run's best; overfitting: the "
-            f"training loss fell by more than {OVERFIT_LOSS_DROP:.0%} after that; docs/zoo.md discusses what each "
+            f"training loss fell by more than {OVERFIT_LOSS_DROP:.0%} after that; docs/training.md discusses what each "
             "would take):",
             "",
             *misses,
