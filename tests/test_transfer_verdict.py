@@ -83,6 +83,16 @@ def test_the_transfer_protocol_script_runs_the_documented_schedule():
 
     from dgl_hod.zoo import model_info
 
+    def sweep(*args):  # the sweep's command line (the script then writes the summary: a second line)
+        lines = run(*args).stdout.splitlines()
+        assert lines[-1].split()[-4:] == [
+            "benchmarks/finetune_transfer.py",
+            "--summary",
+            "--pretrained",
+            "hod-gnn-k1-m2-molhiv",
+        ]
+        return next(line for line in lines if "--tag" in line).split()
+
     def run(*args):
         return subprocess.run(
             ["bash", str(ROOT / "benchmarks" / "transfer_protocol.sh"), *args],
@@ -91,12 +101,12 @@ def test_the_transfer_protocol_script_runs_the_documented_schedule():
             text=True,
         )
 
-    out = run("moltox21", "1", "2").stdout.splitlines()[-1].split()
+    out = sweep("moltox21", "1", "2")
     assert out[out.index("--epochs") + 1] == "50" and out[out.index("--seeds") + 1 : out.index("--tag")] == ["1", "2"]
     assert out[out.index("--dataset") + 1] == "ogbg-moltox21" and out[-1] == "transfer-moltox21"
     model_info(out[out.index("--pretrained") + 1])  # raises if the pretrained model left the zoo
     for ds in ("molbace", "ogbg-molbbbp"):
-        out = run(ds).stdout.splitlines()[-1].split()
+        out = sweep(ds)
         assert out[out.index("--epochs") + 1] == "100" and out[out.index("--seeds") + 1 : out.index("--tag")] == [
             "0",
             "1",
@@ -104,3 +114,51 @@ def test_the_transfer_protocol_script_runs_the_documented_schedule():
         ]
     bad = run("zinc12k")
     assert bad.returncode == 2 and "unknown dataset zinc12k" in bad.stderr
+
+
+def test_the_summary_has_one_row_per_fixed_epoch_target_of_the_model():
+    """--summary's table, from hand-made pages: each target's scratch/finetune/frozen test values, Δ and verdict;
+    a budget-based page (another experiment) and another model's page are left out."""
+    from finetune_transfer import summarize
+
+    def page(dataset, pretrained="m", epochs=100, shift=0.0):
+        rows = [
+            {"variant": v, "seeds": 3, "test_mean": t, "test_std": 0.01}
+            for v, t in (("scratch", 0.70), ("finetune", 0.75 + shift), ("finetune-frozen-base", 0.69))
+        ]
+        paired = {
+            "finetune": {"test_mean": 0.05 + shift, "test_better": 3, "seeds": 3, "verdict": "helps"},
+            "finetune-frozen-base": {
+                "test_mean": -0.01,
+                "test_better": 1,
+                "seeds": 3,
+                "verdict": "no consistent effect",
+            },
+        }
+        return {
+            "pretrained": pretrained,
+            "pretrained_dataset": "ogbg-molhiv",
+            "dataset": dataset,
+            "metric": "rocauc",
+            "epochs": epochs,
+            "rows": rows,
+            "paired": paired,
+        }
+
+    pages = [
+        page("ogbg-molbbbp", shift=0.01),
+        page("ogbg-molbace"),
+        page("ogbg-molbace", epochs=None),
+        page("ogbg-moltox21", pretrained="other"),
+    ]
+    text = summarize(pages, "m", "ogbg-molhiv")
+    rows = [line for line in text.splitlines() if line.startswith("| `ogbg")]
+    frozen = "0.6900 ± 0.0100 | -0.0100 | no consistent effect (1/3 seeds better on test) |"
+    assert rows == [
+        "| `ogbg-molbace` | rocauc | 100 | 3 | 0.7000 ± 0.0100 | 0.7500 ± 0.0100 | +0.0500 | helps (3/3 seeds "
+        "better on test) | " + frozen,
+        "| `ogbg-molbbbp` | rocauc | 100 | 3 | 0.7000 ± 0.0100 | 0.7600 ± 0.0100 | +0.0600 | helps (3/3 seeds "
+        "better on test) | " + frozen,
+    ]
+    assert "**Answer, per target:** ogbg-molbace: finetune helps, finetune-frozen-base no consistent effect;" in text
+    assert "No finished fixed-epoch transfer page of `nobody`" in summarize(pages, "nobody", "ogbg-molhiv")
