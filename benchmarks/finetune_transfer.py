@@ -91,17 +91,16 @@ def main(argv: list[str] | None = None) -> int:
         p.error("give the schedule: --epochs N (fixed epochs per run) or --budget SECONDS (or --summary)")
 
     sys.path.insert(0, str(ROOT))
+    from dgl_hod.zoo import model_info
+
     if args.summary:
         from dgl_hod.utils import atomic_write_bytes
 
         pages = [json.loads(f.read_text()) for f in sorted(RESULTS.glob("transfer-*.json"))]
-        from dgl_hod.zoo import model_info
-
         text = summarize(pages, args.pretrained, model_info(args.pretrained).dataset)
         atomic_write_bytes(RESULTS / "transfer-summary.md", text.encode())
         print(text)
         return 0
-    from dgl_hod.zoo import model_info
 
     entry = model_info(args.pretrained)
     out_root = Path(args.out) / f"{args.pretrained}-to-{args.dataset}"
@@ -217,9 +216,10 @@ def summarize(pages: list[dict], pretrained: str, pretrained_dataset: str) -> st
         return "\n".join(lines + [f"No finished fixed-epoch transfer page of `{pretrained}` yet.", ""])
     lines += [
         "Test metric at the best validation epoch, mean ± std over seeds; Δ: the variant minus `scratch` of the same "
-        'seed, mean over seeds (positive is better for ROC-AUC); verdict: "helps" only when every seed beats its '
-        "scratch run on validation and test ([docs/benchmarks.md](../../docs/benchmarks.md#finetune_transferpy-does-"
-        "pretraining-transfer)). One page per target: `transfer-DATASET.md`.",
+        "seed, mean over seeds (positive is better for ROC-AUC and AP, negative for errors); verdict: "
+        '"helps" only when every seed beats its scratch run on validation and test '
+        "([docs/benchmarks.md](../../docs/benchmarks.md#finetune_transferpy-does-pretraining-transfer)). "
+        "One page per target: `transfer-DATASET.md`.",
         "",
         "| target | metric | epochs | seeds | scratch | finetune | Δ test | verdict | frozen base | Δ test | verdict |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
