@@ -8,8 +8,8 @@
 # run is then finished and skipped, and the page benchmarks/results/transfer-DATASET.md gets all three seeds; each
 # call then rewrites benchmarks/results/transfer-summary.md, one row per finished target.
 # Epochs: 100 on molbace and molbbbp (the OGB protocol); 50 on moltox21, a documented cut: at ~8 s per epoch measured
-# on molbace (1,210 training graphs, batch 32, 1 thread, two runs at a time), moltox21's 6,264 graphs cost ~42 s per
-# epoch, so 100 epochs x 9 runs would be ~10.5 single-core hours against ~5.3 at 50 epochs.
+# on molbace (1,210 training graphs, batch 32, 1 thread, two runs at a time), moltox21's 6,264 graphs were estimated at
+# ~42 s per epoch; measured: 26.3 s, so 9 runs are ~3.3 single-core hours at 50 epochs against ~6.6 at 100.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
