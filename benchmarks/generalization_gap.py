@@ -9,7 +9,8 @@ For each zoo model, from its shipped weights, in eval mode (running BatchNorm st
   logP) grows with the molecule, so a read-out that cannot see the number of atoms (e.g. a mean over subgraphs
   of ego-net sums) would leave residuals that grow or shrink with size; a correlation near 0 rules that out.
 
-    python benchmarks/generalization_gap.py gine-zinc gine-rwse-zinc ds-gnn-zinc dss-gnn-zinc hod-gnn-k1-m2-zinc
+    python benchmarks/generalization_gap.py gine-zinc gine-rwse-zinc ds-gnn-zinc dss-gnn-zinc hod-gnn-k1-m2-zinc \
+        hod-gnn-k2-zinc hod-gnn-k1-m2-d8-zinc
 
 writes ``benchmarks/results/generalization-gap.md`` (``--out``), one row per model.
 """
